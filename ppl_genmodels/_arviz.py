@@ -1,0 +1,59 @@
+"""The one module that imports ArviZ.
+
+ArviZ 1.x reorganised its API (``arviz_base``/``arviz_stats``/``arviz_plots`` and
+``DataTree`` instead of ``InferenceData``); every call the package makes into ArviZ goes
+through this module so that moving to 1.x is a one-file change. Plotting is imported
+lazily: it pulls in matplotlib and is not needed to run inference.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+with warnings.catch_warnings():
+    # 0.2x announces the 1.x refactor on import; the pin (<1) is how we handle it.
+    warnings.filterwarnings("ignore", category=FutureWarning, message=".*ArviZ is undergoing")
+    import arviz as az
+
+InferenceData = az.InferenceData
+from_dict = az.from_dict
+from_netcdf = az.from_netcdf
+summary = az.summary
+ess = az.ess
+rhat = az.rhat
+mcse = az.mcse
+bfmi = az.bfmi
+
+
+def psislw(log_weights: np.ndarray):
+    """Pareto-smoothed log weights and the Pareto shape k-hat.
+
+    :param log_weights: ``(num_draws,)`` log importance weights (nats).
+    :returns: ``(smoothed_log_weights, k_hat)``; the weights are normalised (they
+        log-sum-exp to 0). Source: ``arviz.psislw`` (Vehtari et al. 2015/2024).
+    """
+    lw, k_hat = az.psislw(np.asarray(log_weights, dtype=np.float64).copy())
+    return np.asarray(lw), float(np.asarray(k_hat))
+
+
+def plots():
+    """Return ArviZ's plotting namespace, importing matplotlib (Agg) on first use."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    return az
+
+
+def versions() -> dict:
+    """Library versions recorded in every result's ``attrs``."""
+    import pyro
+    import torch
+
+    return {
+        "arviz_version": str(az.__version__),
+        "pyro_version": str(pyro.__version__),
+        "torch_version": str(torch.__version__),  # TorchVersion: h5py rejects str subclasses
+        "numpy_version": str(np.__version__),
+    }

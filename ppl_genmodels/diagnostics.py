@@ -1,0 +1,161 @@
+"""Diagnostics shared by every engine: ArviZ summaries, importance weights, distances.
+
+Sources: ``arviz.summary`` (rank-normalized R-hat, bulk/tail ESS and MCSE; Vehtari et
+al. 2021), PSIS k-hat (Vehtari et al. 2024, ``arviz.psislw``) read as in Yao et al. 2018,
+the importance-weighted log-evidence bound (Burda et al. 2016), and the 1-Wasserstein
+distance (``scipy.stats.wasserstein_distance``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from . import _arviz
+from .reference import Reference
+
+__all__ = [
+    "flat_draws",
+    "parameter_summary",
+    "importance_diagnostics",
+    "reference_distances",
+    "engine_diagnostics",
+    "run_attrs",
+]
+
+
+def run_attrs(idata) -> dict:
+    """The engine ``attrs`` of a result (``config`` decoded from JSON)."""
+    attrs = dict(idata.posterior.attrs)
+    if "config" in attrs and isinstance(attrs["config"], str):
+        attrs["config"] = json.loads(attrs["config"])
+    return attrs
+
+
+def flat_draws(idata) -> dict[str, np.ndarray]:
+    """Scalar parameters of ``idata.posterior``, named as ``az.summary`` names them.
+
+    :returns: name -> ``(chain, draw)`` array, e.g. ``"theta[3]"``, ``"z[1, 0]"``.
+    """
+    out = {}
+    for var, da in idata.posterior.data_vars.items():
+        values = np.asarray(da.values, dtype=np.float64)
+        site_shape = values.shape[2:]
+        if not site_shape:
+            out[var] = values
+            continue
+        for idx in np.ndindex(*site_shape):
+            out[f"{var}[{', '.join(map(str, idx))}]"] = values[(slice(None), slice(None), *idx)]
+    return out
+
+
+def parameter_summary(idata) -> pd.DataFrame:
+    """``az.summary`` of the posterior: mean, sd, MCSE, bulk/tail ESS, R-hat per parameter.
+
+    R-hat is NaN for single-chain results (the VI engines' iid draws).
+    """
+    import logging
+    import warnings
+
+    arviz_log = logging.getLogger("arviz")
+    level = arviz_log.level
+    arviz_log.setLevel(logging.ERROR)  # single-chain VI draws: "shape validation failed"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ss]hape validation failed.*")
+        warnings.filterwarnings("ignore", category=RuntimeWarning)
+        try:
+            table = _arviz.summary(idata, kind="all", round_to="none")
+        finally:
+            arviz_log.setLevel(level)
+    columns = ["mean", "sd", "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat"]
+    return table[columns]
+
+
+def importance_diagnostics(log_weights: np.ndarray) -> dict[str, float]:
+    """Evidence bounds and PSIS k-hat from log weights log p(x, z) - log q(z) of iid z ~ q.
+
+    :param log_weights: ``(num_draws,)`` nats.
+    :returns: ``elbo`` = mean log weight and ``elbo_se`` (its standard error);
+        ``log_evidence`` = log mean exp(log weight), the importance-weighted bound with
+        ``num_draws`` samples, and ``log_evidence_se`` (delta method); ``k_hat``: Pareto
+        shape of the weights (Yao et al. 2018: < 0.5 good, 0.5-0.7 usable, > 0.7 poor).
+        All in nats except ``k_hat``.
+    :raises ValueError: fewer than 2 or non-finite log weights.
+    """
+    lw = np.asarray(log_weights, dtype=np.float64).ravel()
+    if lw.size < 2 or not np.all(np.isfinite(lw)):
+        raise ValueError("log_weights must hold at least 2 finite values")
+    n = lw.size
+    w = np.exp(lw - lw.max())
+    log_evidence = lw.max() + math.log(w.mean())
+    _, k_hat = _arviz.psislw(lw)
+    return {
+        "elbo": float(lw.mean()),
+        "elbo_se": float(lw.std(ddof=1) / math.sqrt(n)),
+        "log_evidence": float(log_evidence),
+        "log_evidence_se": float(w.std(ddof=1) / (math.sqrt(n) * w.mean())),
+        "k_hat": k_hat,
+    }
+
+
+def reference_distances(
+    draws: Mapping[str, np.ndarray],
+    reference: Reference | None = None,
+    reference_draws: Mapping[str, np.ndarray] | None = None,
+) -> pd.DataFrame:
+    """Distance of each parameter's draws to a reference posterior.
+
+    Give ``reference`` (moments, optional draws) or ``reference_draws`` (e.g. NUTS).
+
+    :param draws: name -> draws (any shape; flattened).
+    :returns: rows per parameter present on both sides, columns ``std_mean_error`` =
+        |mean - ref_mean| / ref_sd, ``sd_ratio`` = sd / ref_sd, ``wasserstein`` (W1 in the
+        parameter's units; NaN without reference draws).
+    """
+    if reference is None and reference_draws is None:
+        raise ValueError("give a reference or reference_draws")
+    rows = {}
+    for name, values in draws.items():
+        values = np.asarray(values, dtype=np.float64).ravel()
+        if reference is not None:
+            if name not in reference.mean:
+                continue
+            ref_mean, ref_sd = reference.mean[name], reference.sd[name]
+            ref_draws = reference.draws.get(name) if reference.draws else None
+        else:
+            if name not in reference_draws:
+                continue
+            ref_draws = np.asarray(reference_draws[name], dtype=np.float64).ravel()
+            ref_mean, ref_sd = ref_draws.mean(), ref_draws.std(ddof=1)
+        rows[name] = {
+            "std_mean_error": abs(values.mean() - ref_mean) / ref_sd,
+            "sd_ratio": values.std(ddof=1) / ref_sd,
+            "wasserstein": stats.wasserstein_distance(values, ref_draws)
+            if ref_draws is not None else np.nan,
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def engine_diagnostics(idata) -> dict[str, float]:
+    """Per-run figures: wall time (s), gradient evaluations, divergences and, for results
+    with ``log_weight``, :func:`importance_diagnostics`."""
+    attrs = run_attrs(idata)
+    out = {
+        "wall_time_s": float(attrs.get("wall_time_s", np.nan)),
+        "grad_evals": float(attrs.get("grad_evals", np.nan)),
+        "divergences": np.nan,
+    }
+    sample_stats = getattr(idata, "sample_stats", None)
+    if sample_stats is not None and "diverging" in sample_stats:
+        out["divergences"] = float(sample_stats["diverging"].values.sum())
+    keys = ("elbo", "elbo_se", "log_evidence", "log_evidence_se", "k_hat")
+    if sample_stats is not None and "log_weight" in sample_stats:
+        out.update(importance_diagnostics(sample_stats["log_weight"].values))
+    else:
+        out.update({k: np.nan for k in keys})
+    return out

@@ -1,0 +1,178 @@
+"""Run several engines on the same posterior and tabulate how they differ."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .. import diagnostics
+from ..infer import get_engine
+from ..io import load_netcdf, save_netcdf
+from ..posterior import Posterior
+from ..reference import Reference
+
+log = logging.getLogger(__name__)
+
+__all__ = ["compare", "Comparison"]
+
+
+@dataclass
+class Comparison:
+    """Results of several engines on one posterior.
+
+    :ivar idata: engine name -> ``arviz.InferenceData``.
+    :ivar reference: the reference posterior, or ``None`` (distances are then to NUTS).
+    :ivar engines: engine name -> the engine object (VI engines keep ``guide_``).
+    """
+
+    posterior_name: str
+    idata: dict[str, Any]
+    reference: Reference | None = None
+    engines: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def baseline(self) -> str | None:
+        """What distances are measured to: ``"reference"``, ``"nuts"`` or ``None``."""
+        if self.reference is not None:
+            return "reference"
+        return "nuts" if "nuts" in self.idata else None
+
+    @property
+    def engine_table(self) -> pd.DataFrame:
+        """One row per engine: ``wall_time_s`` (s), ``grad_evals``, ``divergences`` (NUTS),
+        ``elbo``, ``elbo_se``, ``log_evidence``, ``log_evidence_se`` (nats) and PSIS
+        ``k_hat`` (VI engines), and the mean over parameters of ``std_mean_error`` and
+        ``sd_ratio`` against the baseline."""
+        rows = {name: diagnostics.engine_diagnostics(idata) for name, idata in self.idata.items()}
+        table = pd.DataFrame.from_dict(rows, orient="index")
+        params = self.table
+        if "std_mean_error" in params:
+            grouped = params.groupby(level="engine", sort=False)
+            table["mean_std_mean_error"] = grouped["std_mean_error"].mean()
+            table["max_std_mean_error"] = grouped["std_mean_error"].max()
+            table["mean_sd_ratio"] = grouped["sd_ratio"].mean()
+        table.index.name = "engine"
+        return table
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """One row per (engine, parameter): ``mean``, ``sd``, ``mcse_mean``, ``mcse_sd``,
+        ``ess_bulk``, ``ess_tail``, ``r_hat`` (``az.summary``) and, against the baseline,
+        ``std_mean_error`` = |mean - ref_mean| / ref_sd, ``sd_ratio``, ``wasserstein``."""
+        baseline = self.baseline
+        ref_draws = None
+        if baseline == "nuts":
+            ref_draws = diagnostics.flat_draws(self.idata["nuts"])
+        frames = []
+        for name, idata in self.idata.items():
+            summary = diagnostics.parameter_summary(idata)
+            if baseline == "reference":
+                dist = diagnostics.reference_distances(diagnostics.flat_draws(idata), self.reference)
+                summary = summary.join(dist)
+            elif baseline == "nuts" and name != "nuts":
+                dist = diagnostics.reference_distances(
+                    diagnostics.flat_draws(idata), reference_draws=ref_draws
+                )
+                summary = summary.join(dist)
+            elif baseline == "nuts":
+                summary = summary.assign(std_mean_error=np.nan, sd_ratio=np.nan, wasserstein=np.nan)
+            summary.index.name = "parameter"
+            frames.append(summary.assign(engine=name).set_index("engine", append=True))
+        table = pd.concat(frames).reorder_levels(["engine", "parameter"])
+        return table
+
+    def save(self, directory: str | Path, figures: bool = True) -> Path:
+        """Write ``<engine>.nc`` files, ``summary.csv``, ``engines.csv``, ``report.md`` and
+        PNG figures into ``directory`` (each file atomically). :returns: the report path."""
+        from .report import write_report
+
+        return write_report(self, Path(directory), figures=figures)
+
+
+def _resolve(engines, engine_config: Mapping[str, Mapping] | None) -> dict[str, Any]:
+    resolved = {}
+    for spec in engines:
+        engine = get_engine(spec, **dict((engine_config or {}).get(spec, {}))) \
+            if isinstance(spec, str) else get_engine(spec)
+        if engine.name in resolved:
+            raise ValueError(f"two engines are named {engine.name!r}; names must be unique")
+        resolved[engine.name] = engine
+    if not resolved:
+        raise ValueError("no engines given")
+    return resolved
+
+
+def _run(engine, posterior: Posterior, seed: int, progress: bool):
+    if "progress" in inspect.signature(engine.run).parameters:
+        return engine.run(posterior, seed, progress=progress)
+    return engine.run(posterior, seed)
+
+
+def _cached(path: Path, engine, seed: int):
+    """A finished run saved by an earlier, interrupted comparison, if its config matches."""
+    if not path.exists():
+        return None
+    idata = load_netcdf(path)
+    attrs = diagnostics.run_attrs(idata)
+    config = getattr(engine, "__dataclass_fields__", None)
+    same = attrs.get("seed") == seed and (
+        config is None or attrs.get("config") == {k: getattr(engine, k) for k in config}
+    )
+    if not same:
+        log.warning("%s holds a run with another config or seed; running again", path)
+        return None
+    return idata
+
+
+def compare(
+    posterior: Posterior,
+    engines: Iterable[Any] = ("svi", "rws", "nuts"),
+    seed: int = 0,
+    reference: Reference | None = None,
+    engine_config: Mapping[str, Mapping] | None = None,
+    progress: bool = True,
+    checkpoint_dir: str | Path | None = None,
+) -> Comparison:
+    """Run every engine on the same posterior and collect their InferenceData.
+
+    All validation (the posterior's and each engine's ``validate``) happens before any
+    engine starts. Every engine gets the same ``seed``, its own param store and its own
+    copy of the guide; theta is checked bit-for-bit after each engine.
+
+    :param posterior: the target p(z | x, theta).
+    :param engines: built-in names (``"svi"``, ``"rws"``, ``"nuts"``) and/or engine objects
+        (anything with ``name`` and ``run(posterior, seed) -> InferenceData``).
+    :param seed: seed given to every engine.
+    :param reference: reference posterior; without one, distances are to NUTS.
+    :param engine_config: name -> keyword arguments for built-in engines given by name.
+    :param progress: show tqdm progress bars.
+    :param checkpoint_dir: if given, each finished engine's result is written there at once
+        (``<name>.nc``) and reused by a later call with the same engine config and seed, so
+        an interrupted comparison resumes without redoing finished engines.
+    :returns: :class:`Comparison`.
+    :raises ValueError: invalid posterior, engine spec or engine/posterior combination.
+    :raises RuntimeError: an engine changed theta.
+    """
+    resolved = _resolve(engines, engine_config)
+    posterior.validate()
+    for engine in resolved.values():
+        if callable(getattr(engine, "validate", None)):
+            engine.validate(posterior)
+    before = posterior.theta()
+    results = {}
+    for name, engine in resolved.items():
+        path = Path(checkpoint_dir) / f"{name}.nc" if checkpoint_dir else None
+        idata = _cached(path, engine, seed) if path else None
+        if idata is None:
+            idata = _run(engine, posterior, seed, progress)
+            posterior.check_theta_unchanged(before, f"engine {name!r}")
+            if path:
+                save_netcdf(idata, path)
+        results[name] = idata
+    return Comparison(posterior.name, results, reference, resolved)

@@ -1,0 +1,164 @@
+"""Comparison figures (matplotlib, ArviZ's KDE and trace plots). Each returns a Figure."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from .. import _arviz, diagnostics
+
+MAX_PARAMS = 16
+
+
+def _pyplot():
+    _arviz.plots()  # selects the Agg backend before pyplot is imported
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _colors(names):
+    plt = _pyplot()
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {name: cycle[i % len(cycle)] for i, name in enumerate(names)}
+
+
+def _params(comparison) -> list[str]:
+    first = diagnostics.flat_draws(next(iter(comparison.idata.values())))
+    return list(first)[:MAX_PARAMS]
+
+
+def forest(comparison):
+    """Posterior mean, +-1 sd (thick) and 94% interval (thin) per parameter and engine,
+    with the reference mean +- sd in black."""
+    plt = _pyplot()
+    params = _params(comparison)
+    engines = list(comparison.idata)
+    colors = _colors(engines)
+    flat = {e: diagnostics.flat_draws(comparison.idata[e]) for e in engines}
+    ref = comparison.reference
+    rows = len(engines) + (1 if ref is not None else 0)
+    fig, ax = plt.subplots(figsize=(7, 0.35 * rows * len(params) + 1.2))
+    for i, p in enumerate(params):
+        base = -i * (rows + 1)
+        for j, e in enumerate(engines):
+            if p not in flat[e]:
+                continue
+            v = flat[e][p].ravel()
+            lo, hi = np.quantile(v, [0.03, 0.97])
+            y = base - j
+            ax.plot([lo, hi], [y, y], color=colors[e], lw=1)
+            ax.plot([v.mean() - v.std(), v.mean() + v.std()], [y, y], color=colors[e], lw=3.5)
+            ax.plot(v.mean(), y, "o", color=colors[e], ms=4, label=e if i == 0 else None)
+        if ref is not None and p in ref.mean:
+            y = base - len(engines)
+            ax.plot([ref.mean[p] - ref.sd[p], ref.mean[p] + ref.sd[p]], [y, y], color="k", lw=3.5)
+            ax.plot(ref.mean[p], y, "D", color="k", ms=4, label="reference" if i == 0 else None)
+    ax.set_yticks([-i * (rows + 1) - (rows - 1) / 2 for i in range(len(params))], params)
+    ax.set_xlabel("parameter value (model units)")
+    ax.set_title(f"{comparison.posterior_name}: posterior mean, ±1 sd (thick), 94% interval (thin)")
+    ax.legend(loc="best", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def densities(comparison):
+    """Marginal density of each parameter, every engine overlaid (ArviZ KDE)."""
+    plt = _pyplot()
+    az = _arviz.plots()
+    params = _params(comparison)
+    engines = list(comparison.idata)
+    colors = _colors(engines)
+    flat = {e: diagnostics.flat_draws(comparison.idata[e]) for e in engines}
+    ncols = min(4, len(params))
+    nrows = int(np.ceil(len(params) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows), squeeze=False)
+    for ax, p in zip(axes.flat, params):
+        for e in engines:
+            if p in flat[e]:
+                az.plot_kde(flat[e][p].ravel(), ax=ax, plot_kwargs={"color": colors[e]}, label=e)
+        ref = comparison.reference
+        if ref is not None and ref.draws is not None and p in ref.draws:
+            az.plot_kde(ref.draws[p], ax=ax, plot_kwargs={"color": "k", "ls": "--"}, label="reference")
+        ax.set_title(p, fontsize=9)
+        ax.set_yticks([])
+        if ax.get_legend():
+            ax.get_legend().remove()
+    for ax in list(axes.flat)[len(params):]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper right", fontsize=8)
+    fig.suptitle(f"{comparison.posterior_name}: marginal posterior densities")
+    fig.tight_layout()
+    return fig
+
+
+def pair_overlay(comparison, engine: str, against: str = "nuts", max_params: int = 4):
+    """Pairwise scatter of ``engine``'s draws over ``against``'s (grey) for the first
+    parameters; shows correlations a mean-field guide misses."""
+    plt = _pyplot()
+    a = diagnostics.flat_draws(comparison.idata[engine])
+    b = diagnostics.flat_draws(comparison.idata[against])
+    params = [p for p in a if p in b][:max_params]
+    k = len(params)
+    fig, axes = plt.subplots(k, k, figsize=(2.3 * k, 2.3 * k), squeeze=False)
+    rng = np.random.default_rng(0)
+    for i, pi in enumerate(params):
+        for j, pj in enumerate(params):
+            ax = axes[i, j]
+            if j > i:
+                ax.set_visible(False)
+                continue
+            for draws, color, label in ((b, "0.6", against), (a, "C3", engine)):
+                x, y = draws[pj].ravel(), draws[pi].ravel()
+                keep = rng.permutation(x.size)[:800]
+                if i == j:
+                    ax.hist(x, bins=40, density=True, histtype="step", color=color, label=label)
+                else:
+                    ax.scatter(x[keep], y[keep], s=3, alpha=0.4, color=color, label=label)
+            if i == k - 1:
+                ax.set_xlabel(pj, fontsize=8)
+            if j == 0 and i > 0:
+                ax.set_ylabel(pi, fontsize=8)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper right")
+    fig.suptitle(f"{comparison.posterior_name}: {engine} (red) over {against} (grey)")
+    fig.tight_layout()
+    return fig
+
+
+def nuts_trace(idata, max_vars: int = 4):
+    """ArviZ trace plot with rank bars (Vehtari et al. 2021) of the first latent variables."""
+    az = _arviz.plots()
+    names = list(idata.posterior.data_vars)[:max_vars]
+    axes = az.plot_trace(idata, var_names=names, kind="rank_bars", compact=True)
+    fig = axes.ravel()[0].figure
+    fig.suptitle("NUTS: marginal densities per chain (left) and rank bars (right)")
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves(idatas: Mapping[str, object]):
+    """Optimisation traces of the VI engines (nats), raw and smoothed over 50 steps."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for name, idata in idatas.items():
+        for var in idata.sample_stats.data_vars:
+            da = idata.sample_stats[var]
+            if da.dims != ("step",):
+                continue
+            y = da.values
+            ax.plot(y, alpha=0.25, lw=0.6)
+            w = min(50, max(len(y) // 10, 1))
+            smooth = np.convolve(y, np.ones(w) / w, mode="valid")
+            ax.plot(np.arange(w - 1, len(y)), smooth, lw=1.5, label=f"{name}: {var}",
+                    color=ax.lines[-1].get_color())
+    ax.set_xlabel("optimisation step")
+    ax.set_ylabel("loss (nats)")
+    ax.set_yscale("symlog")
+    ax.set_title("VI loss traces (light: per step; dark: moving average)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,179 @@
+"""The No-U-Turn sampler with ``pyro.infer.MCMC``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pyro
+import pyro.poutine as poutine
+import torch
+from pyro.infer import MCMC
+from pyro.infer import NUTS as PyroNUTS
+from pyro.poutine.messenger import Messenger
+
+from ..posterior import Posterior
+from ._draws import deterministic_sites
+from .result import engine_attrs, make_inference_data
+
+
+class _Tape(Messenger):
+    """Record the values of sample sites (repeated names allowed, first value kept)."""
+
+    def __enter__(self):
+        self.values = {}
+        return super().__enter__()
+
+    def _pyro_post_sample(self, msg):
+        self.values.setdefault(msg["name"], msg["value"])
+
+
+class _RecordingNUTS(PyroNUTS):
+    """Pyro's NUTS kernel, unchanged, plus a record of each iteration's statistics.
+
+    Pyro keeps per-iteration statistics local to ``NUTS.sample``; its random choices are
+    ``pyro.sample`` sites, so tracing one call recovers the momentum (hence the energy) and
+    the number of tree doublings. Gradient evaluations are counted by wrapping the
+    potential function.
+    """
+
+    def setup(self, warmup_steps, *args, **kwargs):
+        super().setup(warmup_steps, *args, **kwargs)
+        self.num_grad_evals = 0
+        self.records = []
+        inner = self.potential_fn
+
+        def counted(params):
+            self.num_grad_evals += 1
+            with poutine.block():  # keep the model's sites out of the tape in `sample`
+                return inner(params)
+
+        self._uncounted_potential_fn = inner
+        self.potential_fn = counted
+
+    def sample(self, params):
+        t = self._t
+        potential = self._potential_energy_last
+        if potential is None:
+            potential = self._uncounted_potential_fn(params)
+        mean_before = self._mean_accept_prob
+        divergences_before = len(self._divergences)
+        evals_before = self.num_grad_evals
+        with _Tape() as tape:
+            z = super().sample(params)
+        nodes = tape.values
+        r_unscaled = {
+            key: nodes[f"r_t={t}_{key}"]
+            for key in self.mass_matrix_adapter.mass_matrix_size
+            if f"r_t={t}_{key}" in nodes
+        }
+        energy = potential + self._kinetic_energy(r_unscaled) if r_unscaled else potential
+        n = self._t - self._warmup_steps if self._t > self._warmup_steps else self._t
+        self.records.append(
+            (
+                len(self._divergences) > divergences_before,
+                float(energy),
+                sum(name.startswith(f"direction_t={t}_") for name in nodes),
+                self.num_grad_evals - evals_before,
+                float(self.step_size),
+                mean_before + n * (self._mean_accept_prob - mean_before),
+                -float(self._potential_energy_last),
+            )
+        )
+        return z
+
+
+_STATS = ("diverging", "energy", "tree_depth", "n_steps", "step_size", "acceptance_rate", "lp")
+
+
+@dataclass
+class NUTS:
+    """Sample the posterior with the No-U-Turn sampler (Hoffman & Gelman 2014).
+
+    ``pyro.infer.MCMC`` with ``pyro.infer.NUTS``, one chain at a time in this process
+    (Pyro's multiprocess chains are known to hang), each with its own seed and random
+    initialisation (``init_to_uniform``). Discrete latent sites must be marked
+    ``infer={'enumerate': 'parallel'}`` so Pyro sums them out.
+
+    :param num_samples: post-warmup draws per chain.
+    :param warmup_steps: adaptation iterations per chain (step size, diagonal mass matrix).
+    :param num_chains: chains (default 2, so R-hat is defined).
+    :param target_accept_prob: dual-averaging target.
+    :param jit_compile: ``torch.jit.trace`` the potential (deprecated in torch 2.13).
+    :param max_tree_depth: maximum tree doublings per iteration.
+    :raises ValueError: the model has discrete latent sites not marked for enumeration, or
+        a count is < 1.
+
+    Result ``sample_stats`` use ArviZ's schema names: ``diverging``, ``energy`` (Hamiltonian
+    at the start of the iteration, nats), ``tree_depth`` (doublings), ``n_steps`` (gradient
+    evaluations), ``step_size``, ``acceptance_rate``, ``lp`` (log density in unconstrained
+    space). ``attrs['grad_evals']`` counts every gradient evaluation, warm-up included.
+    """
+
+    num_samples: int = 1000
+    warmup_steps: int = 1000
+    num_chains: int = 2
+    target_accept_prob: float = 0.8
+    jit_compile: bool = False
+    max_tree_depth: int = 10
+
+    name = "nuts"
+
+    def validate(self, posterior: Posterior) -> None:
+        """:raises ValueError: before sampling, for discrete latents or bad counts."""
+        sites = posterior.validate()
+        not_enumerated = sorted(sites.discrete - set(sites.enumerated))
+        if not_enumerated:
+            raise ValueError(
+                f"NUTS cannot sample discrete latent site(s) {not_enumerated}: Hamiltonian "
+                "dynamics needs the gradient of log p(x, z | theta) with respect to z, which a "
+                "discrete variable does not have. Mark the site infer={'enumerate': "
+                "'parallel'} (pyro.infer.config_enumerate) so Pyro sums it out, or use svi/rws."
+            )
+        if min(self.num_samples, self.num_chains) < 1 or self.warmup_steps < 0:
+            raise ValueError("NUTS: num_samples and num_chains must be >= 1, warmup_steps >= 0")
+
+    def run(self, posterior: Posterior, seed: int = 0, progress: bool = True):
+        """Run ``num_chains`` chains and return their draws as InferenceData.
+
+        :returns: InferenceData with ``num_chains`` chains of ``num_samples`` draws.
+        """
+        self.validate(posterior)
+        sites = posterior.validate()
+        start = time.perf_counter()
+        chain_seeds = np.random.SeedSequence(seed).generate_state(self.num_chains)
+        samples, stats, grad_evals = [], [], 0
+        with posterior.session() as (model, _):
+            for chain, chain_seed in enumerate(chain_seeds):
+                pyro.set_rng_seed(int(chain_seed))
+                kernel = _RecordingNUTS(
+                    model,
+                    target_accept_prob=self.target_accept_prob,
+                    jit_compile=self.jit_compile,
+                    ignore_jit_warnings=True,
+                    max_tree_depth=self.max_tree_depth,
+                    max_plate_nesting=sites.max_plate_nesting if sites.enumerated else None,
+                )
+                mcmc = MCMC(kernel, num_samples=self.num_samples, warmup_steps=self.warmup_steps,
+                            num_chains=1, disable_progbar=not progress)
+                mcmc.run(**posterior.data)
+                draws = {k: v.detach() for k, v in mcmc.get_samples().items()}
+                draws.update(
+                    {k: torch.as_tensor(v) for k, v in
+                     deterministic_sites(model, draws, posterior.data, sites).items()}
+                )
+                samples.append({k: v.cpu().numpy() for k, v in draws.items()})
+                records = np.array(kernel.records[-self.num_samples:], dtype=np.float64)
+                stats.append(records)
+                grad_evals += kernel.num_grad_evals
+        wall = time.perf_counter() - start
+        sample_stats = {
+            name: np.stack([s[:, i] for s in stats]) for i, name in enumerate(_STATS)
+        }
+        sample_stats["diverging"] = sample_stats["diverging"].astype(bool)
+        sample_stats["tree_depth"] = sample_stats["tree_depth"].astype(np.int64)
+        sample_stats["n_steps"] = sample_stats["n_steps"].astype(np.int64)
+        draws = {k: np.stack([s[k] for s in samples]) for k in samples[0]}
+        attrs = engine_attrs(self.name, asdict(self), seed, wall, grad_evals, posterior)
+        return make_inference_data(posterior, draws, sample_stats, attrs)

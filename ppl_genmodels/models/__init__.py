@@ -1,0 +1,57 @@
+"""Built-in models: one module per model with its model, guide, data and reference.
+
+Each module defines ``NAME``, ``DESCRIPTION``, ``make_posterior(quick, seed)``,
+``reference(posterior)`` (a :class:`~ppl_genmodels.reference.Reference` or ``None``)
+and ``engine_config(quick)`` (engine name -> keyword arguments).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+__all__ = ["list_models", "get_model", "ModelSpec"]
+
+_MODULES = {
+    "eight_schools": "eight_schools",
+    "normal_normal": "normal_normal",
+    "vae_digits": "vae_digits",
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model; thin view of its module."""
+
+    name: str
+    module: ModuleType
+
+    @property
+    def description(self) -> str:
+        return self.module.DESCRIPTION
+
+    def posterior(self, quick: bool = False, seed: int = 0):
+        """Build the model's :class:`~ppl_genmodels.Posterior` (``quick``: small budgets)."""
+        return self.module.make_posterior(quick=quick, seed=seed)
+
+    def reference(self, posterior=None):
+        """Reference moments/draws, or ``None`` when the model has none."""
+        return self.module.reference(posterior)
+
+    def engine_config(self, quick: bool = False) -> dict:
+        """Engine name -> keyword arguments tuned for this model."""
+        return self.module.engine_config(quick)
+
+
+def list_models() -> list[str]:
+    """Names of the built-in models."""
+    return sorted(_MODULES)
+
+
+def get_model(name: str) -> ModelSpec:
+    """:raises ValueError: unknown name (the message lists the known ones)."""
+    if name not in _MODULES:
+        raise ValueError(f"unknown model {name!r}; built-in models are {list_models()}")
+    module = importlib.import_module(f"{__name__}.{_MODULES[name]}")
+    return ModelSpec(name=name, module=module)

@@ -1,0 +1,97 @@
+"""Eight schools (Rubin 1981), non-centred parameterisation, with an amortized guide.
+
+    mu ~ Normal(0, 5);  tau ~ HalfCauchy(5);  theta_trans[j] ~ Normal(0, 1)
+    theta[j] = mu + tau * theta_trans[j]          (deterministic)
+    y[j] ~ Normal(theta[j], sigma[j]),  j = 1..8
+
+Data: y = [28, 8, -3, 7, -1, 1, 18, 12], sigma = [15, 10, 16, 11, 9, 11, 10, 18]
+(Rubin 1981; Gelman et al., BDA3 sec. 5.5).
+
+Reference: posteriordb ``eight_schools-eight_schools_noncentered`` (10 x 1000 Stan NUTS
+draws), summarised in ``references/eight_schools_noncentered.json`` by
+``scripts/make_posteriordb_references.py``; citation in that file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyro
+import pyro.distributions as dist
+import torch
+from torch import nn
+
+from ..posterior import Posterior
+from ..reference import Reference
+
+NAME = "eight_schools"
+DESCRIPTION = "Rubin's eight schools, non-centred; posteriordb reference"
+
+Y = [28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0]
+SIGMA = [15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0]
+REFERENCE_FILE = Path(__file__).parent / "references" / "eight_schools_noncentered.json"
+
+
+def model(y, sigma):
+    """y, sigma: (J,) effect estimates and their standard errors."""
+    mu = pyro.sample("mu", dist.Normal(0.0, 5.0))
+    tau = pyro.sample("tau", dist.HalfCauchy(5.0))
+    with pyro.plate("schools", y.shape[-1]):
+        theta_trans = pyro.sample("theta_trans", dist.Normal(0.0, 1.0))
+        theta = pyro.deterministic("theta", mu + tau * theta_trans)
+        pyro.sample("y", dist.Normal(theta, sigma), obs=y)
+
+
+class Encoder(nn.Module):
+    """Amortized mean-field guide q(mu, tau, theta_trans | y, sigma).
+
+    An MLP maps the features ``asinh(y / 10)`` and ``sigma / 10`` (J each; asinh tames the
+    heavy-tailed y that RWS's sleep phase simulates) to the location and log-scale of
+    Normal q(mu), LogNormal q(tau) and Normal q(theta_trans[j]).
+    """
+
+    def __init__(self, num_schools: int = 8, hidden: int = 32):
+        super().__init__()
+        self.num_schools = num_schools
+        self.net = nn.Sequential(
+            nn.Linear(2 * num_schools, hidden), nn.Tanh(), nn.Linear(hidden, 2 * (num_schools + 2))
+        )
+        with torch.no_grad():  # start near the prior scale, not at exp(random)
+            self.net[-1].weight.mul_(0.1)
+            self.net[-1].bias.zero_()
+
+    def forward(self, y, sigma, observations=None):
+        if observations is not None:
+            y = observations["y"]
+        pyro.module("encoder", self)
+        features = torch.cat([torch.asinh(y / 10.0), sigma.expand(y.shape) / 10.0], -1)
+        out = self.net(features)
+        loc, log_scale = out[..., : self.num_schools + 2], out[..., self.num_schools + 2:]
+        scale = log_scale.exp()
+        pyro.sample("mu", dist.Normal(loc[..., 0], 5.0 * scale[..., 0]))
+        pyro.sample("tau", dist.LogNormal(loc[..., 1], scale[..., 1]))
+        with pyro.plate("schools", y.shape[-1]):
+            pyro.sample("theta_trans", dist.Normal(loc[..., 2:], scale[..., 2:]))
+
+
+def load_data() -> dict:
+    """The embedded data: ``y`` (8,) and ``sigma`` (8,)."""
+    return {"y": torch.tensor(Y), "sigma": torch.tensor(SIGMA)}
+
+
+def make_posterior(quick: bool = False, seed: int = 0) -> Posterior:
+    torch.manual_seed(seed)
+    return Posterior(model, Encoder(), load_data(), name=NAME)
+
+
+def reference(posterior: Posterior | None = None) -> Reference:
+    """posteriordb reference for mu, tau and theta[0..7]."""
+    return Reference.from_json(REFERENCE_FILE)
+
+
+def engine_config(quick: bool = False) -> dict:
+    if quick:
+        return {"svi": {"num_steps": 300}, "rws": {"num_steps": 300},
+                "nuts": {"num_samples": 300, "warmup_steps": 300}}
+    return {"svi": {"num_steps": 3000}, "rws": {"num_steps": 3000},
+            "nuts": {"num_samples": 1000, "warmup_steps": 1000, "target_accept_prob": 0.9}}

@@ -1,0 +1,324 @@
+"""The target every engine approximates: p(z | x, theta) for a Pyro model/guide pair."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping
+
+import numpy as np
+import pyro
+import pyro.poutine as poutine
+from pyro.poutine.util import site_is_subsample
+import torch
+
+__all__ = ["Posterior", "SiteInfo"]
+
+
+@dataclass
+class SiteInfo:
+    """What one trace of the model and guide says about a posterior's sites.
+
+    Shapes are those of one draw (no chain/draw dimensions).
+    """
+
+    latent: dict[str, torch.Size] = field(default_factory=dict)
+    """Latent sample sites the guide must cover, name -> shape."""
+    enumerated: dict[str, torch.Size] = field(default_factory=dict)
+    """Discrete latent sites marked ``infer={'enumerate': 'parallel'}`` (summed out)."""
+    discrete: set[str] = field(default_factory=set)
+    """Latent sites with a discrete support (enumerated or not)."""
+    deterministic: dict[str, torch.Size] = field(default_factory=dict)
+    """``pyro.deterministic`` sites, name -> shape."""
+    observed: dict[str, torch.Tensor] = field(default_factory=dict)
+    """Observed sites, name -> observed value."""
+    max_plate_nesting: int = 0
+    """Number of batch dimensions any site uses (for vectorized particles)."""
+
+
+def _as_tensor(name: str, value: Any) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        tensor = value
+    else:
+        array = np.asarray(value)
+        if array.dtype.kind in "fc" or array.dtype == object:
+            tensor = torch.as_tensor(array.astype(np.float64), dtype=torch.get_default_dtype())
+        elif array.dtype.kind in "iub":
+            tensor = torch.as_tensor(array)
+        else:
+            raise ValueError(f"data[{name!r}] has dtype {array.dtype}; expected numbers")
+    if tensor.is_floating_point() or tensor.is_complex():
+        bad = ~torch.isfinite(tensor)
+        if bad.any():
+            kind = "NaN" if torch.isnan(tensor).any() else "inf"
+            if tensor.dim() == 0:
+                raise ValueError(f"data[{name!r}] is {kind}")
+            rows = torch.nonzero(bad.reshape(bad.shape[0], -1).any(-1)).flatten().tolist()
+            shown = rows[:20] + (["..."] if len(rows) > 20 else [])
+            raise ValueError(f"data[{name!r}] has {kind} at rows {shown}".replace("'...'", "..."))
+    return tensor
+
+
+def _module_tensors(params: Any) -> dict[str, torch.Tensor]:
+    """Named tensors of theta given as a Module, a mapping, or None."""
+    if params is None:
+        return {}
+    if isinstance(params, torch.nn.Module):
+        return dict(params.named_parameters())
+    if isinstance(params, Mapping):
+        out = {}
+        for key, value in params.items():
+            if isinstance(value, torch.nn.Module):
+                out.update({f"{key}.{n}": p for n, p in value.named_parameters()})
+            elif isinstance(value, torch.Tensor):
+                out[key] = value
+            else:
+                raise ValueError(
+                    f"params[{key!r}] is a {type(value).__name__}; expected a torch.Tensor "
+                    "or torch.nn.Module"
+                )
+        return out
+    raise ValueError(
+        f"params must be None, a torch.nn.Module or a mapping, not {type(params).__name__}"
+    )
+
+
+class Posterior:
+    """The posterior p(z | x, theta) of a Pyro model, with a guide that approximates it.
+
+    Every engine in :mod:`ppl_genmodels.infer` targets the same unnormalized log density
+    log p(x, z | theta) (nats) defined by ``model(**data)`` with the generative parameters
+    ``theta`` held fixed.
+
+    :param model: Pyro program ``model(**data)``; observed sites use ``obs=``.
+    :param guide: Pyro program ``guide(**data, observations=None)`` over the same latent
+        sites, usually an amortized encoder (a ``torch.nn.Module`` or a bound method of
+        one). Pyro's :class:`~pyro.infer.ReweightedWakeSleep` calls it in its sleep phase
+        with ``observations={site: simulated value}``; an amortized guide must then read x
+        from ``observations``. Module guides are deep-copied for each engine, so engines
+        start from the same guide parameters and never share them. May be ``None`` when
+        only MCMC is run.
+    :param data: keyword arguments of ``model``/``guide``: tensors, arrays or numbers.
+        Floating arrays become tensors of torch's default dtype.
+    :param params: frozen generative parameters theta: a ``torch.nn.Module`` (or a mapping
+        of name -> Module/Tensor) that ``model`` uses, e.g. a decoder. Tensors given in a
+        mapping are placed in each engine's private Pyro param store under their names, so
+        a model that calls ``pyro.param(name)`` / ``pyro.module`` finds them. No engine
+        updates theta: Pyro ``param`` sites of the model are hidden from optimizers
+        (``poutine.block``) and theta's ``requires_grad`` is off while an engine runs.
+    :param name: label used in reports.
+    :raises ValueError: ``data`` holds NaN/inf (naming the entry and rows) or a
+        non-numeric value; ``params`` has the wrong type.
+    """
+
+    def __init__(
+        self,
+        model: Callable,
+        guide: Callable | None,
+        data: Mapping[str, Any],
+        params: Any = None,
+        name: str | None = None,
+    ):
+        if not callable(model):
+            raise ValueError(f"model must be callable, got {type(model).__name__}")
+        if guide is not None and not callable(guide):
+            raise ValueError(f"guide must be callable or None, got {type(guide).__name__}")
+        if not isinstance(data, Mapping):
+            raise ValueError(f"data must be a mapping of keyword arguments, not {type(data).__name__}")
+        self.model = model
+        self.guide = guide
+        self.data = {key: _as_tensor(key, value) for key, value in data.items()}
+        self.params = params
+        self._theta = _module_tensors(params)
+        self.name = name or getattr(model, "__name__", "posterior")
+        self._sites: SiteInfo | None = None
+
+    def __repr__(self) -> str:
+        shapes = {k: tuple(v.shape) for k, v in self.data.items()}
+        return f"Posterior(name={self.name!r}, data={shapes}, theta={len(self._theta)} tensors)"
+
+    # --- theta -----------------------------------------------------------------------------
+    def theta(self) -> dict[str, torch.Tensor]:
+        """Detached copies of the frozen generative parameters, name -> tensor."""
+        return {k: v.detach().clone() for k, v in self._theta.items()}
+
+    def check_theta_unchanged(self, before: Mapping[str, torch.Tensor], who: str) -> None:
+        """Raise ``RuntimeError`` if theta differs bit-for-bit from ``before``."""
+        for key, value in self._theta.items():
+            if not torch.equal(value.detach(), before[key]):
+                raise RuntimeError(f"{who} changed the frozen generative parameter {key!r}")
+
+    # --- isolation ----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def session(self) -> Iterator[tuple[Callable, Callable | None]]:
+        """Isolated ``(model, guide)`` for one engine run.
+
+        Inside: a fresh Pyro param store (``ParamStoreDict.scope``; the global store is
+        restored on exit), theta loaded/frozen, the model's ``param`` sites hidden from
+        optimizers, and a private copy of a Module guide. A function guide's parameters
+        that already exist as tensors (e.g. a module it closes over) are restored on exit.
+        """
+        store = pyro.get_param_store()
+        module_theta = [
+            v for v in self._theta.values() if isinstance(v, torch.nn.Parameter) or v.is_leaf
+        ]
+        flags = [(t, t.requires_grad, t.grad) for t in module_theta]
+        with store.scope():
+            if isinstance(self.params, Mapping):
+                for key, value in self.params.items():
+                    if isinstance(value, torch.Tensor):
+                        store[key] = value.detach().clone()
+            for t in module_theta:
+                t.requires_grad_(False)
+            model = poutine.block(self.model, hide_types=["param"])
+            guide, restore = self._private_guide()
+            try:
+                yield model, guide
+            finally:
+                restore()
+                for t, requires_grad, grad in flags:
+                    t.requires_grad_(requires_grad)
+                    t.grad = grad
+
+    def _private_guide(self):
+        guide = self.guide
+        if guide is None:
+            return None, lambda: None
+        owner = getattr(guide, "__self__", None)
+        if isinstance(guide, torch.nn.Module) or isinstance(owner, torch.nn.Module):
+            return copy.deepcopy(guide), lambda: None
+        # A plain function: its own pyro.param sites start fresh in the scoped store, but
+        # a module it closes over is shared, so snapshot the tensors it registers.
+        with poutine.trace(param_only=True) as capture:
+            guide(**self.data)
+        tensors = [site["value"].unconstrained() for site in capture.trace.nodes.values()]
+        saved = [t.detach().clone() for t in tensors]
+
+        def restore():
+            with torch.no_grad():
+                for t, s in zip(tensors, saved):
+                    t.copy_(s)
+
+        return guide, restore
+
+    # --- validation -------------------------------------------------------------------------
+    def validate(self) -> SiteInfo:
+        """Trace model and guide once and check they describe the same latent variables.
+
+        :returns: :class:`SiteInfo` (cached after the first call).
+        :raises ValueError: naming the site when the model fails to run on ``data``, an
+            observed value's shape differs from its distribution's shape, the guide samples
+            a site the model lacks (or misses a latent site of the model), a guide draw has
+            a different shape from the model's site, or log p(x, z | theta) is not finite at
+            a guide draw.
+        """
+        if self._sites is not None:
+            return self._sites
+        with self.session() as (model, guide):
+            model_trace = _trace(model, self.data, "model")
+            info = _site_info(model_trace)
+            if guide is not None:
+                guide_trace = _trace(guide, self.data, "guide")
+                _match_guide(info, model_trace, guide_trace)
+                replayed = _trace(poutine.replay(model, trace=guide_trace), self.data, "model")
+                _check_finite(replayed, guide_trace)
+        self._sites = info
+        return info
+
+    def log_density(self, latents: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """log p(x, z | theta) in nats at one latent value ``latents`` (site -> tensor)."""
+        with self.session() as (model, _):
+            trace = poutine.trace(poutine.condition(model, data=dict(latents))).get_trace(
+                **self.data
+            )
+            return trace.log_prob_sum()
+
+
+def _trace(fn: Callable, data: Mapping[str, torch.Tensor], who: str):
+    try:
+        return poutine.trace(fn).get_trace(**data)
+    except (RuntimeError, ValueError, TypeError, IndexError, KeyError) as exc:
+        raise ValueError(
+            f"{who}(**data) failed before inference started: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _is_deterministic(site) -> bool:
+    return bool(site["infer"].get("_deterministic"))
+
+
+def _sample_sites(trace):
+    """(name, site) of real sample sites: no plate/subsample bookkeeping sites."""
+    for name, site in trace.nodes.items():
+        if site["type"] == "sample" and not site_is_subsample(site):
+            yield name, site
+
+
+def _site_info(trace) -> SiteInfo:
+    info = SiteInfo()
+    nesting = 0
+    for name, site in _sample_sites(trace):
+        fn = site["fn"]
+        nesting = max(nesting, len(fn.batch_shape))
+        if _is_deterministic(site):
+            info.deterministic[name] = site["value"].shape
+        elif site["is_observed"]:
+            value = site["value"]
+            expected = fn.batch_shape + fn.event_shape
+            if value.shape != expected:
+                raise ValueError(
+                    f"observed site {name!r}: data has shape {tuple(value.shape)} but its "
+                    f"distribution has shape {tuple(expected)}; check the data's length, or "
+                    "declare independent dimensions with pyro.plate / .to_event"
+                )
+            info.observed[name] = value.detach()
+        else:
+            if fn.support.is_discrete:
+                info.discrete.add(name)
+            if site["infer"].get("enumerate") == "parallel":
+                info.enumerated[name] = site["value"].shape
+            else:
+                info.latent[name] = site["value"].shape
+    info.max_plate_nesting = nesting
+    return info
+
+
+def _match_guide(info: SiteInfo, model_trace, guide_trace) -> None:
+    guide_sites = {
+        name: site for name, site in _sample_sites(guide_trace) if not site["is_observed"]
+    }
+    for name in guide_sites:
+        if name not in info.latent:
+            what = "observed" if name in info.observed else "does not have"
+            raise ValueError(
+                f"guide samples site {name!r} which the model {what}"
+                + (" as a latent variable" if what == "observed" else "")
+            )
+    for name in info.latent:
+        if name not in guide_sites:
+            raise ValueError(f"model latent site {name!r} has no matching sample site in the guide")
+    for name, site in guide_sites.items():
+        expected = info.latent[name]
+        if site["value"].shape != expected:
+            raise ValueError(
+                f"site {name!r}: the guide draws shape {tuple(site['value'].shape)} but the "
+                f"model's site has shape {tuple(expected)}"
+            )
+
+
+def _check_finite(model_trace, guide_trace) -> None:
+    for trace, who in ((guide_trace, "log q(z | x)"), (model_trace, "log p(x, z | theta)")):
+        for name, site in _sample_sites(trace):
+            if _is_deterministic(site):
+                continue
+            try:
+                value = site["fn"].log_prob(site["value"]).sum().detach()
+            except ValueError as exc:
+                raise ValueError(f"site {name!r}: {who} cannot be evaluated: {exc}") from exc
+            if not math.isfinite(float(value)):
+                raise ValueError(
+                    f"site {name!r}: {who} is {float(value)} at a draw from the guide; the "
+                    "guide's support must lie inside the model's"
+                )
