@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
@@ -165,7 +166,10 @@ class Posterior:
             v for v in self._theta.values() if isinstance(v, torch.nn.Parameter) or v.is_leaf
         ]
         flags = [(t, t.requires_grad, t.grad) for t in module_theta]
-        with store.scope():
+        with store.scope(), warnings.catch_warnings():
+            # pyro.module warns that a frozen (requires_grad=False) theta is not registered:
+            # that is the point.
+            warnings.filterwarnings("ignore", message=".*not registered in the param store")
             if isinstance(self.params, Mapping):
                 for key, value in self.params.items():
                     if isinstance(value, torch.Tensor):

@@ -138,6 +138,7 @@ def compare(
     engine_config: Mapping[str, Mapping] | None = None,
     progress: bool = True,
     checkpoint_dir: str | Path | None = None,
+    resume: bool = True,
 ) -> Comparison:
     """Run every engine on the same posterior and collect their InferenceData.
 
@@ -155,6 +156,8 @@ def compare(
     :param checkpoint_dir: if given, each finished engine's result is written there at once
         (``<name>.nc``) and reused by a later call with the same engine config and seed, so
         an interrupted comparison resumes without redoing finished engines.
+    :param resume: reuse matching results in ``checkpoint_dir`` (``False``: run every
+        engine again and replace them).
     :returns: :class:`Comparison`.
     :raises ValueError: invalid posterior, engine spec or engine/posterior combination.
     :raises RuntimeError: an engine changed theta.
@@ -168,7 +171,7 @@ def compare(
     results = {}
     for name, engine in resolved.items():
         path = Path(checkpoint_dir) / f"{name}.nc" if checkpoint_dir else None
-        idata = _cached(path, engine, seed) if path else None
+        idata = _cached(path, engine, seed) if path and resume else None
         if idata is None:
             idata = _run(engine, posterior, seed, progress)
             posterior.check_theta_unchanged(before, f"engine {name!r}")

@@ -41,6 +41,10 @@ class VariationalEngine:
         if self.num_steps < 0 or self.num_draws < 1:
             raise ValueError(f"{self.name}: num_steps must be >= 0 and num_draws >= 1")
 
+    def _fit_model(self, model):
+        """The model the loss sees (subclasses may hide sites it mishandles)."""
+        return model
+
     def _optimizer(self):
         # Decay the learning rate tenfold over the run: less SGD noise in the final guide.
         lrd = 0.1 ** (1.0 / max(self.num_steps, 1))
@@ -58,7 +62,7 @@ class VariationalEngine:
         start = time.perf_counter()
         losses = np.zeros((self.num_steps, len(self.loss_names)))
         with posterior.session() as (model, guide):
-            svi = pyro.infer.SVI(model, guide, self._optimizer(), loss=self._make_loss())
+            svi = pyro.infer.SVI(self._fit_model(model), guide, self._optimizer(), loss=self._make_loss())
             bar = tqdm(range(self.num_steps), desc=f"{posterior.name}: {self.name}",
                        disable=not progress, leave=False, mininterval=0.5)
             for step in bar:

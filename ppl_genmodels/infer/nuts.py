@@ -77,7 +77,8 @@ class _RecordingNUTS(PyroNUTS):
                 sum(name.startswith(f"direction_t={t}_") for name in nodes),
                 self.num_grad_evals - evals_before,
                 float(self.step_size),
-                mean_before + n * (self._mean_accept_prob - mean_before),
+                # Pyro keeps only a running mean; invert its update (clip rounding error).
+                min(max(mean_before + n * (self._mean_accept_prob - mean_before), 0.0), 1.0),
                 -float(self._potential_energy_last),
             )
         )

@@ -66,8 +66,9 @@ def make_inference_data(
         constant_data=constant or None,
         attrs=dict(attrs),
     )
-    for group in (idata.posterior, idata.sample_stats):  # survive per-group netCDF reads too
-        group.attrs.update(attrs)
+    for group in ("posterior", "sample_stats"):  # survive per-group netCDF reads too
+        if group in idata.groups():
+            getattr(idata, group).attrs.update(attrs)
     if step_stats:
         for key, values in step_stats.items():
             values = np.asarray(values, dtype=np.float64)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pyro.poutine as poutine
 from pyro.infer import ReweightedWakeSleep
 
 from ._vi import VariationalEngine
@@ -59,6 +60,12 @@ class RWS(VariationalEngine):
         # Pyro computes the wake traces every step (they give the wake-theta loss).
         sleep = self.num_sleep_particles or self.num_particles
         return self.num_particles + (sleep if self.insomnia < 1 else 0)
+
+    def _fit_model(self, model):
+        # The sleep phase runs poutine.uncondition(model), which re-samples the Delta of a
+        # pyro.deterministic site and, under vectorized particles, gives it the wrong
+        # shape. Deterministic sites add nothing to log p(x, z), so hide them from the loss.
+        return poutine.block(model, hide_fn=lambda msg: bool(msg["infer"].get("_deterministic")))
 
     def _make_loss(self):
         return ReweightedWakeSleep(

@@ -68,8 +68,16 @@ class Encoder(nn.Module):
         out = self.net(features)
         loc, log_scale = out[..., : self.num_schools + 2], out[..., self.num_schools + 2:]
         scale = log_scale.exp()
-        pyro.sample("mu", dist.Normal(loc[..., 0], 5.0 * scale[..., 0]))
-        pyro.sample("tau", dist.LogNormal(loc[..., 1], scale[..., 1]))
+        # With vectorized sleep particles y is (P, J): the global sites' batch dim P must
+        # sit left of the schools plate's dim, hence the trailing singleton.
+        mu_loc, tau_loc = loc[..., :2].unbind(-1)
+        mu_scale, tau_scale = scale[..., :2].unbind(-1)
+        if y.dim() > 1:
+            mu_loc, tau_loc, mu_scale, tau_scale = (
+                t.unsqueeze(-1) for t in (mu_loc, tau_loc, mu_scale, tau_scale)
+            )
+        pyro.sample("mu", dist.Normal(mu_loc, 5.0 * mu_scale))
+        pyro.sample("tau", dist.LogNormal(tau_loc, tau_scale))
         with pyro.plate("schools", y.shape[-1]):
             pyro.sample("theta_trans", dist.Normal(loc[..., 2:], scale[..., 2:]))
 

@@ -52,8 +52,12 @@ class Encoder(nn.Module):
         if observations is not None:
             x = observations["x"]
         pyro.module("encoder", self)
-        loc = self.linear(x.mean(-2))
-        pyro.sample("loc", dist.Normal(loc, self.log_scale.exp()).to_event(1))
+        xbar = x.mean(-2)
+        if x.dim() > 2:
+            # Vectorized sleep particles (P, N, D): loc lies outside the data plate, so its
+            # batch dim must sit left of that plate's dim.
+            xbar = xbar.unsqueeze(-2)
+        pyro.sample("loc", dist.Normal(self.linear(xbar), self.log_scale.exp()).to_event(1))
 
 
 def load_data(num_data: int = 20, dim: int = 2, seed: int = 0) -> dict:

@@ -1,0 +1,60 @@
+"""The console script end to end: compare --quick, overwrite refusal, resume, list."""
+
+import subprocess
+import sys
+
+import pytest
+
+from ppl_genmodels.cli import main
+
+
+def test_list(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("eight_schools", "normal_normal", "vae_digits"):
+        assert name in out
+
+
+def test_compare_quick_end_to_end_then_refuse_overwrite(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["compare", "--quick", "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "eight_schools: engines" in printed and "vae_digits: engines" in printed
+    assert "k_hat" in printed and "report:" in printed
+    for model in ("eight_schools", "vae_digits"):
+        files = {p.name for p in (out / model).iterdir()}
+        assert {"svi.nc", "rws.nc", "nuts.nc", "report.md", "summary.csv", "forest.png"} <= files
+    assert (out / "index.md").exists()
+
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    assert main(["compare", "eight_schools", "--quick", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "exists" in err and "--force" in err
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before  # nothing touched
+
+    # --resume reuses every finished engine run: the .nc files are not rewritten by engines
+    nc = out / "eight_schools" / "nuts.nc"
+    wall = _wall_time(nc)
+    assert main(["compare", "eight_schools", "--quick", "--resume", "--out", str(out),
+                 "--no-progress"]) == 0
+    assert _wall_time(nc) == wall
+
+
+def _wall_time(path):
+    from ppl_genmodels.io import load_netcdf
+
+    return load_netcdf(path).posterior.attrs["wall_time_s"]
+
+
+def test_bad_arguments(tmp_path, capsys):
+    assert main(["compare", "no_such_model", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown model" in capsys.readouterr().err
+    assert main(["compare", "eight_schools", "--engines", "svi,hmc", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown engine" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_console_script_is_installed():
+    result = subprocess.run([sys.executable, "-m", "ppl_genmodels.cli", "list"],
+                            capture_output=True, text=True, check=True)
+    assert "vae_digits" in result.stdout
