@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -68,6 +69,7 @@ def _compare(args) -> int:
     from .io import write_text
 
     torch.set_num_threads(args.threads)
+    logging.getLogger("pyro").setLevel(logging.WARNING)  # "Guessed max_plate_nesting" per engine
     pd.set_option("display.width", 200)
     pd.set_option("display.max_columns", 20)
     start = time.perf_counter()
