@@ -8,6 +8,7 @@ lazily: it pulls in matplotlib and is not needed to run inference.
 
 from __future__ import annotations
 
+import logging
 import warnings
 
 import numpy as np
@@ -16,6 +17,20 @@ with warnings.catch_warnings():
     # 0.2x announces the 1.x refactor on import; the pin (<1) is how we handle it.
     warnings.filterwarnings("ignore", category=FutureWarning, message=".*ArviZ is undergoing")
     import arviz as az
+
+
+
+class _SingleChainFilter(logging.Filter):
+    """VI results are one chain of iid draws by design; ArviZ's per-call warning that
+    R-hat needs two chains says nothing new (R-hat is reported as NaN)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Shape validation failed" not in record.getMessage()
+
+
+# ArviZ 0.2x logs through its own unregistered ``Logger("arviz")`` (``arviz._log``).
+for _logger in {logging.getLogger("arviz"), getattr(az, "_log", None)} - {None}:
+    _logger.addFilter(_SingleChainFilter())
 
 InferenceData = az.InferenceData
 from_dict = az.from_dict

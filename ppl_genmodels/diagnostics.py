@@ -59,19 +59,12 @@ def parameter_summary(idata) -> pd.DataFrame:
 
     R-hat is NaN for single-chain results (the VI engines' iid draws).
     """
-    import logging
     import warnings
 
-    arviz_log = logging.getLogger("arviz")
-    level = arviz_log.level
-    arviz_log.setLevel(logging.ERROR)  # single-chain VI draws: "shape validation failed"
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Ss]hape validation failed.*")
         warnings.filterwarnings("ignore", category=RuntimeWarning)
-        try:
-            table = _arviz.summary(idata, kind="all", round_to="none")
-        finally:
-            arviz_log.setLevel(level)
+        table = _arviz.summary(idata, kind="all", round_to="none")
     columns = ["mean", "sd", "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat"]
     return table[columns]
 
