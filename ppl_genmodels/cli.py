@@ -85,8 +85,12 @@ def _compare(args) -> int:
         )
         report = comparison.save(out / name)
         reports.append(report)
+        engine_table = comparison.engine_table
+        print(f"\n{name}: verdicts")
+        for engine, row in engine_table.iterrows():
+            print(f"  {engine:6s} {row.verdict:13s} {row.because}")
         print(f"\n{name}: engines (wall time s, ELBO/log-evidence nats, PSIS k-hat)")
-        print(comparison.engine_table.to_string(float_format=lambda v: f"{v:.4g}"))
+        print(engine_table.drop(columns=["verdict", "because"]).to_string(float_format=lambda v: f"{v:.4g}"))
         print(f"\n{name}: parameters (distances to {comparison.baseline})")
         cols = ["mean", "sd", "ess_bulk", "r_hat", "std_mean_error", "sd_ratio", "wasserstein"]
         table = comparison.table

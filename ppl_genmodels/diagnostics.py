@@ -26,6 +26,7 @@ __all__ = [
     "reference_distances",
     "engine_diagnostics",
     "run_attrs",
+    "verdict",
 ]
 
 
@@ -152,3 +153,43 @@ def engine_diagnostics(idata) -> dict[str, float]:
     else:
         out.update({k: np.nan for k in keys})
     return out
+
+
+def verdict(idata) -> tuple[str, str]:
+    """*trust*, *caution* or *do not trust* for one result, and the diagnostic that decided.
+
+    MCMC (results with ``diverging``): do not trust if max R-hat > 1.05 or more than 1% of
+    draws diverged; caution if R-hat > 1.01, any divergence, bulk ESS < 100 per chain or
+    E-BFMI < 0.3 (Vehtari et al. 2021; Betancourt 2016; Stan's warnings). VI (results with
+    ``log_weight``): PSIS k-hat > 0.7 do not trust, > 0.5 caution (Yao et al. 2018).
+    :returns: ``(label, reason)``.
+    """
+    stats = idata.sample_stats if "sample_stats" in idata.groups() else {}
+    if "diverging" in stats:
+        summary = parameter_summary(idata)
+        chains = idata.posterior.sizes["chain"]
+        r_hat, ess = float(summary["r_hat"].max()), float(summary["ess_bulk"].min())
+        diverging = stats["diverging"].values
+        frac = float(diverging.mean())
+        if r_hat > 1.05 or frac > 0.01:
+            why = f"max R-hat {r_hat:.3f}" if r_hat > 1.05 else f"{frac:.1%} divergent transitions"
+            return "do not trust", why
+        problems = []
+        if r_hat > 1.01:
+            problems.append(f"max R-hat {r_hat:.3f} > 1.01")
+        if diverging.any():
+            problems.append(f"{int(diverging.sum())} divergent transition(s)")
+        if ess < 100 * chains:
+            problems.append(f"min bulk ESS {ess:.0f} < 100 per chain")
+        if "energy" in stats:
+            e_bfmi = float(np.min(_arviz.bfmi(idata)))
+            if e_bfmi < 0.3:
+                problems.append(f"E-BFMI {e_bfmi:.2f} < 0.3")
+        if problems:
+            return "caution", "; ".join(problems)
+        return "trust", f"max R-hat {r_hat:.3f}, min bulk ESS {ess:.0f}, no divergences"
+    if "log_weight" in stats:
+        k_hat = importance_diagnostics(stats["log_weight"].values)["k_hat"]
+        label = "do not trust" if k_hat > 0.7 else "caution" if k_hat > 0.5 else "trust"
+        return label, f"PSIS k-hat {k_hat:.2f}"
+    return "caution", "no diagnostic available for this engine's output"

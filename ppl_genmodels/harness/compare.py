@@ -45,11 +45,16 @@ class Comparison:
 
     @property
     def engine_table(self) -> pd.DataFrame:
-        """One row per engine: ``wall_time_s`` (s), ``grad_evals``, ``divergences`` (NUTS),
+        """One row per engine: ``verdict`` (*trust* / *caution* / *do not trust*) and the
+        diagnostic it rests on (``because``; :func:`ppl_genmodels.diagnostics.verdict`),
+        ``wall_time_s`` (s), ``grad_evals``, ``divergences`` (NUTS),
         ``elbo``, ``elbo_se``, ``log_evidence``, ``log_evidence_se`` (nats) and PSIS
         ``k_hat`` (VI engines), and the mean over parameters of ``std_mean_error`` and
         ``sd_ratio`` against the baseline."""
-        rows = {name: diagnostics.engine_diagnostics(idata) for name, idata in self.idata.items()}
+        rows = {}
+        for name, idata in self.idata.items():
+            label, reason = diagnostics.verdict(idata)
+            rows[name] = {"verdict": label, "because": reason, **diagnostics.engine_diagnostics(idata)}
         table = pd.DataFrame.from_dict(rows, orient="index")
         params = self.table
         if "std_mean_error" in params:

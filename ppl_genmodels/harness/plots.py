@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import _arviz, diagnostics
 
-MAX_PARAMS = 16
+MAX_PARAMS = 20
 
 
 def _pyplot():
@@ -25,8 +25,11 @@ def _colors(names):
 
 
 def _params(comparison) -> list[str]:
-    first = diagnostics.flat_draws(next(iter(comparison.idata.values())))
-    return list(first)[:MAX_PARAMS]
+    first = list(diagnostics.flat_draws(next(iter(comparison.idata.values()))))
+    ref = comparison.reference
+    if ref is not None:  # parameters with a reference first
+        first = [p for p in first if p in ref.mean] + [p for p in first if p not in ref.mean]
+    return first[:MAX_PARAMS]
 
 
 def forest(comparison):

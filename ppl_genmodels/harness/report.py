@@ -70,6 +70,10 @@ def write_report(comparison, directory: Path, figures: bool = True) -> Path:
         "",
         f"Engines: {', '.join(comparison.idata)}. Distances are measured to {baseline}.",
         "",
+        "## Verdicts",
+        "",
+        *[f"- **{name}: {row.verdict}** — {row.because}" for name, row in engines.iterrows()],
+        "",
         "## Engines",
         "",
         "Wall time in seconds; `elbo`, `log_evidence` (importance-weighted bound over the "
