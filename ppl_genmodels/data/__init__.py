@@ -1,24 +1,7 @@
 """Data loaders. Each takes a path to files in a standard format (IDX, .npz, .amat) and returns
 NumPy arrays; nothing is downloaded. See :mod:`ppl_genmodels.data.images`."""
 
-from .images import (
-    DEFAULT_FASHION_MNIST_DIR,
-    dynamic_binarize,
-    load_binarized_mnist,
-    load_digits_binarized,
-    load_fashion_mnist,
-    load_idx,
-    load_mnist_npz,
-    sha256,
-)
+from . import images
+from .images import *  # noqa: F401,F403  (the public names are images.__all__)
 
-__all__ = [
-    "DEFAULT_FASHION_MNIST_DIR",
-    "dynamic_binarize",
-    "load_binarized_mnist",
-    "load_digits_binarized",
-    "load_fashion_mnist",
-    "load_idx",
-    "load_mnist_npz",
-    "sha256",
-]
+__all__ = list(images.__all__)
