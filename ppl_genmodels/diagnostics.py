@@ -24,6 +24,7 @@ __all__ = [
     "parameter_summary",
     "importance_diagnostics",
     "reference_distances",
+    "reference_check",
     "engine_diagnostics",
     "run_attrs",
     "verdict",
@@ -132,6 +133,37 @@ def reference_distances(
             "wasserstein": stats.wasserstein_distance(values, ref_draws)
             if ref_draws is not None else np.nan,
         }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def reference_check(idata, reference: Reference, num_sigmas: float = 5.0) -> pd.DataFrame:
+    """Inference Gym's test of posterior means against a reference, per scalar parameter.
+
+    Passes when ``|mean - ref_mean| < num_sigmas * sqrt(mcse_mean**2 + ref_mcse**2)``, where
+    ``mcse_mean`` is ArviZ's Monte Carlo standard error of this run's mean (sd / sqrt(ESS)
+    for iid draws) and ``ref_mcse`` the reference's (0 for closed forms). Source: TFP
+    Inference Gym, ``inference_gym/targets`` ground-truth tests (``5 * sqrt(var/ess +
+    ref_mcse**2)``); Vehtari et al. 2021 for the MCSE.
+
+    :param idata: an engine's result.
+    :param reference: the reference posterior.
+    :returns: rows per parameter in both, columns ``mean``, ``ref_mean``, ``abs_error``,
+        ``tolerance`` (parameter units) and ``passed`` (bool).
+    :raises ValueError: no parameter of ``idata`` is in ``reference``.
+    """
+    summary = parameter_summary(idata)
+    names = [n for n in summary.index if n in reference.mean]
+    if not names:
+        raise ValueError(f"no parameter of the result ({list(summary.index)[:5]}...) is in the "
+                         f"reference ({reference.parameters[:5]}...)")
+    rows = {}
+    for name in names:
+        mean, mcse = float(summary.at[name, "mean"]), float(summary.at[name, "mcse_mean"])
+        ref_mcse = float(reference.mcse_mean.get(name, 0.0))
+        tol = num_sigmas * math.sqrt(mcse**2 + ref_mcse**2)
+        err = abs(mean - reference.mean[name])
+        rows[name] = {"mean": mean, "ref_mean": reference.mean[name], "abs_error": err,
+                      "tolerance": tol, "passed": bool(err < tol)}
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
