@@ -16,6 +16,9 @@ _LAZY = {
     "SVI": "ppl_genmodels.infer",
     "RWS": "ppl_genmodels.infer",
     "NUTS": "ppl_genmodels.infer",
+    "train": "ppl_genmodels.learning",
+    "load_run": "ppl_genmodels.learning",
+    "log_likelihood": "ppl_genmodels.learning",
 }
 
 __all__ = sorted(_LAZY)

@@ -47,10 +47,17 @@ def psislw(log_weights: np.ndarray):
 
     :param log_weights: ``(num_draws,)`` log importance weights (nats).
     :returns: ``(smoothed_log_weights, k_hat)``; the weights are normalised (they
-        log-sum-exp to 0). Source: ``arviz.psislw`` (Vehtari et al. 2015/2024).
+        log-sum-exp to 0). Exactly equal log weights (q = p up to a constant) have no tail:
+        ArviZ's fit returns ``inf`` there, which would read as the worst possible guide, so
+        k-hat is reported as ``-inf`` (the limit of a distribution with bounded support).
+        Source: ``arviz.psislw`` (Vehtari et al. 2015/2024).
     """
-    lw, k_hat = az.psislw(np.asarray(log_weights, dtype=np.float64).copy())
-    return np.asarray(lw), float(np.asarray(k_hat))
+    values = np.asarray(log_weights, dtype=np.float64).copy()
+    lw, k_hat = az.psislw(values.copy())
+    k_hat = float(np.asarray(k_hat))
+    if values.size and np.ptp(values) == 0.0:
+        k_hat = -np.inf
+    return np.asarray(lw), k_hat
 
 
 def plots():

@@ -1,4 +1,4 @@
-"""Regenerate ppl_genmodels/models/references/*.json from posteriordb reference draws.
+"""Regenerate ppl_genmodels/models/references/*.json (and data/*.json) from posteriordb.
 
     python scripts/make_posteriordb_references.py ../shared/references
 
@@ -6,6 +6,9 @@ Reads ``<posterior>.draws.json.zip`` (10 chains x 1000 draws, Stan NUTS; see tha
 README), computes per parameter the mean, sd, their MCSEs, bulk/tail ESS and R-hat with
 ArviZ, and keeps every 10th draw of each chain (1000 near-independent draws) for
 1-Wasserstein distances. Parameter names become 0-based (``theta[1]`` -> ``theta[0]``).
+It also copies the data sets in ``DATA`` (``<data>.data.json.zip``) to
+``ppl_genmodels/models/data/<data>.json`` with a ``provenance`` entry, so the package
+needs nothing outside itself at run time.
 """
 
 from __future__ import annotations
@@ -23,6 +26,12 @@ POSTERIORS = {
     "eight_schools-eight_schools_noncentered": "eight_schools_noncentered",
     "kidiq-kidscore_momiq": "kidiq_kidscore_momiq",
     "low_dim_gauss_mix-low_dim_gauss_mix": "low_dim_gauss_mix",
+}
+DATA = {
+    "kidiq": "Gelman & Hill (2007), Data Analysis Using Regression and Multilevel/Hierarchical "
+             "Models, ch. 3 (child IQ data; subsample of the NLSY)",
+    "low_dim_gauss_mix": "simulated by the posteriordb authors (two-component 1-D Gaussian "
+                         "mixture, N = 1000)",
 }
 CITATION = (
     "Magnusson, Bürkner & Vehtari (2024), posteriordb: testing, benchmarking and developing "
@@ -62,6 +71,20 @@ def main(folder: str) -> None:
         target = out_dir / f"{stem}.json"
         target.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {target}: {len(params)} parameters")
+    data_dir = out_dir.parent / "data"
+    data_dir.mkdir(exist_ok=True)
+    for stem, origin in DATA.items():
+        with zipfile.ZipFile(Path(folder) / f"{stem}.data.json.zip") as zf:
+            data = json.loads(zf.read(zf.namelist()[0]))
+        record = {
+            "provenance": f"posteriordb data set {stem!r} (posterior_database/data/data/"
+                          f"{stem}.json.zip), copied verbatim; origin: {origin}. {CITATION}",
+            "generated_by": "python scripts/make_posteriordb_references.py ../shared/references",
+            **data,
+        }
+        target = data_dir / f"{stem}.json"
+        target.write_text(json.dumps(record) + "\n", encoding="utf-8")
+        print(f"wrote {target}: {sorted(data)}")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,18 @@ class Comparison:
     reference: Reference | None = None
     engines: dict[str, Any] = field(default_factory=dict)
 
+    _summaries: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def summary(self, engine: str) -> pd.DataFrame:
+        """:func:`ppl_genmodels.diagnostics.parameter_summary` of one engine's result,
+        computed once per result object (``az.summary`` is the slow part of the tables)."""
+        idata = self.idata[engine]
+        key, cached = self._summaries.get(engine, (None, None))
+        if key is not idata:
+            cached = diagnostics.parameter_summary(idata)
+            self._summaries[engine] = (idata, cached)
+        return cached
+
     @property
     def baseline(self) -> str | None:
         """What distances are measured to: ``"reference"``, ``"nuts"`` or ``None``."""
@@ -44,39 +56,81 @@ class Comparison:
         return "nuts" if "nuts" in self.idata else None
 
     @property
+    def warnings(self) -> dict[str, list[str]]:
+        """Engine name -> :func:`ppl_genmodels.diagnostics.engine_warnings` (Stan-style
+        messages naming parameters or chains; empty when nothing fired)."""
+        return {name: diagnostics.engine_warnings(idata, self.summary(name))
+                for name, idata in self.idata.items()}
+
+    @property
     def engine_table(self) -> pd.DataFrame:
         """One row per engine: ``verdict`` (*trust* / *caution* / *do not trust*) and the
-        diagnostic it rests on (``because``; :func:`ppl_genmodels.diagnostics.verdict`),
-        ``wall_time_s`` (s), ``grad_evals``, ``divergences`` (NUTS),
-        ``elbo``, ``elbo_se``, ``log_evidence``, ``log_evidence_se`` (nats) and PSIS
-        ``k_hat`` (VI engines), and the mean over parameters of ``std_mean_error`` and
-        ``sd_ratio`` against the baseline."""
+        diagnostics it rests on (``because``; :func:`ppl_genmodels.diagnostics.verdict`),
+        ``wall_time_s`` (s), ``grad_evals``; MCMC: ``divergences``, ``max_r_hat``,
+        ``min_ess_bulk``, ``min_ess_tail``, ``min_e_bfmi``, ``tree_depth_saturation``
+        (fraction); VI: ``elbo``, ``elbo_se``, ``log_evidence``, ``log_evidence_se`` (nats)
+        and PSIS ``k_hat``; the mean over parameters of ``std_mean_error`` and ``sd_ratio``
+        against the baseline, ``mean_psis_std_mean_error`` (VI, PSIS-corrected means) and,
+        with a reference, ``gym_pass_fraction`` (share of parameters passing
+        :func:`ppl_genmodels.diagnostics.reference_check`). NaN where not applicable."""
         rows = {}
         for name, idata in self.idata.items():
-            label, reason = diagnostics.verdict(idata)
-            rows[name] = {"verdict": label, "because": reason, **diagnostics.engine_diagnostics(idata)}
+            summary = self.summary(name)
+            label, reason = diagnostics.verdict(idata, summary)
+            rows[name] = {"verdict": label, "because": reason,
+                          **diagnostics.engine_diagnostics(idata, summary)}
         table = pd.DataFrame.from_dict(rows, orient="index")
         params = self.table
+        grouped = params.groupby(level="engine", sort=False)
         if "std_mean_error" in params:
-            grouped = params.groupby(level="engine", sort=False)
             table["mean_std_mean_error"] = grouped["std_mean_error"].mean()
             table["max_std_mean_error"] = grouped["std_mean_error"].max()
             table["mean_sd_ratio"] = grouped["sd_ratio"].mean()
+        if "psis_std_mean_error" in params:
+            table["mean_psis_std_mean_error"] = grouped["psis_std_mean_error"].mean()
+        if "gym_passed" in params:
+            table["gym_pass_fraction"] = grouped["gym_passed"].mean()
         table.index.name = "engine"
         return table
+
+    def baseline_moments(self) -> tuple[dict, dict]:
+        """Parameter -> mean and parameter -> sd (model units) of the baseline: the
+        reference's moments, NUTS's draws' (sd with ddof=1), or two empty dicts."""
+        if self.baseline == "reference":
+            return dict(self.reference.mean), dict(self.reference.sd)
+        if self.baseline == "nuts":
+            draws = diagnostics.flat_draws(self.idata["nuts"])
+            return ({k: float(v.mean()) for k, v in draws.items()},
+                    {k: float(v.std(ddof=1)) for k, v in draws.items()})
+        return {}, {}
+
+    def _gym_applies(self) -> bool:
+        """Inference Gym's test needs the reference's MCSE for every parameter (0 for
+        closed forms); without it the tolerance would be too tight."""
+        ref = self.reference
+        return ref is not None and set(ref.mean) <= set(ref.mcse_mean)
 
     @property
     def table(self) -> pd.DataFrame:
         """One row per (engine, parameter): ``mean``, ``sd``, ``mcse_mean``, ``mcse_sd``,
         ``ess_bulk``, ``ess_tail``, ``r_hat`` (``az.summary``) and, against the baseline,
-        ``std_mean_error`` = |mean - ref_mean| / ref_sd, ``sd_ratio``, ``wasserstein``."""
+        ``std_mean_error`` = |mean - ref_mean| / ref_sd, ``sd_ratio``, ``wasserstein``.
+
+        Engines with ``log_weight`` (VI) add PSIS-corrected moments
+        (:func:`ppl_genmodels.diagnostics.psis_moments`): ``psis_mean``, ``psis_sd`` and
+        ``psis_std_mean_error`` = |psis_mean - ref_mean| / ref_sd; NaN for other engines.
+        With a reference that has MCSEs, ``gym_passed`` is Inference Gym's mean test
+        (:func:`ppl_genmodels.diagnostics.reference_check`; NaN where the parameter has no
+        reference)."""
         baseline = self.baseline
         ref_draws = None
         if baseline == "nuts":
             ref_draws = diagnostics.flat_draws(self.idata["nuts"])
+        base_mean, base_sd = self.baseline_moments()
+        has_weights = any(_has_log_weight(d) for d in self.idata.values())
         frames = []
         for name, idata in self.idata.items():
-            summary = diagnostics.parameter_summary(idata)
+            summary = self.summary(name)
             if baseline == "reference":
                 dist = diagnostics.reference_distances(diagnostics.flat_draws(idata), self.reference)
                 summary = summary.join(dist)
@@ -87,17 +141,42 @@ class Comparison:
                 summary = summary.join(dist)
             elif baseline == "nuts":
                 summary = summary.assign(std_mean_error=np.nan, sd_ratio=np.nan, wasserstein=np.nan)
+            if has_weights:
+                summary = summary.join(self._psis_columns(name, base_mean, base_sd))
+            if self._gym_applies():
+                check = diagnostics.reference_check(idata, self.reference, summary=self.summary(name))
+                summary["gym_passed"] = check["passed"].reindex(summary.index).astype(float)
             summary.index.name = "parameter"
             frames.append(summary.assign(engine=name).set_index("engine", append=True))
         table = pd.concat(frames).reorder_levels(["engine", "parameter"])
         return table
 
-    def save(self, directory: str | Path, figures: bool = True) -> Path:
-        """Write ``<engine>.nc`` files, ``summary.csv``, ``engines.csv``, ``report.md`` and
-        PNG figures into ``directory`` (each file atomically). :returns: the report path."""
+    def _psis_columns(self, name: str, base_mean: dict, base_sd: dict) -> pd.DataFrame:
+        idata = self.idata[name]
+        index = self.summary(name).index
+        columns = ["psis_mean", "psis_sd", "psis_std_mean_error"]
+        if not _has_log_weight(idata):
+            return pd.DataFrame(np.nan, index=index, columns=columns)
+        moments = diagnostics.psis_moments(diagnostics.flat_draws(idata),
+                                           idata.sample_stats["log_weight"].values)
+        moments = moments.reindex(index)
+        error = [abs(m - base_mean[p]) / base_sd[p] if p in base_mean else np.nan
+                 for p, m in moments["psis_mean"].items()]
+        return moments[["psis_mean", "psis_sd"]].assign(psis_std_mean_error=error)
+
+    def save(self, directory: str | Path, figures: bool = True,
+             extra_sections: Iterable[tuple[str, str, Iterable[str | Path]]] = ()) -> Path:
+        """Write ``<engine>.nc`` files, ``summary.csv``, ``engines.csv``, ``report.md``,
+        ``report.html`` and PNG figures into ``directory`` (each file atomically); see
+        :func:`ppl_genmodels.harness.report.write_report` for ``extra_sections``.
+        :returns: the path of ``report.md``."""
         from .report import write_report
 
-        return write_report(self, Path(directory), figures=figures)
+        return write_report(self, Path(directory), figures=figures, extra_sections=extra_sections)
+
+
+def _has_log_weight(idata) -> bool:
+    return "sample_stats" in idata.groups() and "log_weight" in idata.sample_stats
 
 
 def _resolve(engines, engine_config: Mapping[str, Mapping] | None) -> dict[str, Any]:

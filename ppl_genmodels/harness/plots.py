@@ -1,4 +1,5 @@
-"""Comparison figures (matplotlib, ArviZ's KDE and trace plots). Each returns a Figure."""
+"""Comparison figures (matplotlib, ArviZ's KDE, trace and rank plots). Each returns a
+matplotlib Figure; the caller saves and closes it."""
 
 from __future__ import annotations
 
@@ -33,8 +34,9 @@ def _params(comparison) -> list[str]:
 
 
 def forest(comparison):
-    """Posterior mean, +-1 sd (thick) and 94% interval (thin) per parameter and engine,
-    with the reference mean +- sd in black."""
+    """Posterior mean, +-1 sd (thick) and 94% interval (thin) per parameter and engine, with
+    the reference in black: mean +- sd (thick) and, when it has draws, its 94% interval
+    (thin). Parameters with a reference come first; at most ``MAX_PARAMS``."""
     plt = _pyplot()
     params = _params(comparison)
     engines = list(comparison.idata)
@@ -56,6 +58,9 @@ def forest(comparison):
             ax.plot(v.mean(), y, "o", color=colors[e], ms=4, label=e if i == 0 else None)
         if ref is not None and p in ref.mean:
             y = base - len(engines)
+            if ref.draws is not None and p in ref.draws:
+                lo, hi = np.quantile(np.asarray(ref.draws[p]).ravel(), [0.03, 0.97])
+                ax.plot([lo, hi], [y, y], color="k", lw=1)
             ax.plot([ref.mean[p] - ref.sd[p], ref.mean[p] + ref.sd[p]], [y, y], color="k", lw=3.5)
             ax.plot(ref.mean[p], y, "D", color="k", ms=4, label="reference" if i == 0 else None)
     ax.set_yticks([-i * (rows + 1) - (rows - 1) / 2 for i in range(len(params))], params)
@@ -87,13 +92,14 @@ def densities(comparison):
             az.plot_kde(ref.draws[p], ax=ax, plot_kwargs={"color": "k", "ls": "--"}, label="reference")
         ax.set_title(p, fontsize=9)
         ax.set_yticks([])
+        ax.set_xlabel("value (model units)", fontsize=8)
         if ax.get_legend():
             ax.get_legend().remove()
     for ax in list(axes.flat)[len(params):]:
         ax.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper right", fontsize=8)
-    fig.suptitle(f"{comparison.posterior_name}: marginal posterior densities")
+    fig.suptitle(f"{comparison.posterior_name}: marginal posterior densities (KDE)")
     fig.tight_layout()
     return fig
 
@@ -140,6 +146,66 @@ def nuts_trace(idata, max_vars: int = 4):
     fig = axes.ravel()[0].figure
     fig.suptitle("NUTS: marginal densities per chain (left) and rank bars (right)")
     fig.tight_layout()
+    return fig
+
+
+def rank_plot(idata, max_vars: int = 4):
+    """ArviZ rank plot per chain (Vehtari et al. 2021, sec. 4.2; ``arviz.plot_rank``): for
+    well-mixed chains each chain's ranks of the pooled draws are uniform (bars scatter
+    around the dashed line, the uniform expectation)."""
+    az = _arviz.plots()
+    names = list(idata.posterior.data_vars)[:max_vars]
+    axes = np.atleast_1d(az.plot_rank(idata, var_names=names, kind="bars"))
+    fig = axes.ravel()[0].figure
+    for ax in axes.ravel():
+        ax.set_xlabel("rank of draw among all chains", fontsize=8)
+    fig.suptitle("NUTS rank plots: one row of bars per chain; flat at the dashed line = chains agree")
+    fig.tight_layout()
+    return fig
+
+
+def psis_means(comparison):
+    """Raw and PSIS-corrected VI means against the baseline, in baseline sds.
+
+    One panel per engine with ``log_weight``: per parameter, (mean - baseline mean) /
+    baseline sd for the raw guide draws (circle) and the self-normalized PSIS estimate
+    (cross; :func:`ppl_genmodels.diagnostics.psis_moments`), joined by a line. The
+    correction can be trusted only when the panel's k-hat < 0.7 (Vehtari et al. 2024).
+
+    :raises ValueError: no engine has ``log_weight`` or there is no baseline.
+    """
+    plt = _pyplot()
+    vi = [n for n, d in comparison.idata.items()
+          if "sample_stats" in d.groups() and "log_weight" in d.sample_stats]
+    base_mean, base_sd = comparison.baseline_moments()
+    if not vi or not base_mean:
+        raise ValueError("psis_means needs an engine with log_weight and a baseline "
+                         "(a reference or a NUTS run)")
+    rows = sum(p in base_mean for p in _params(comparison))
+    fig, axes = plt.subplots(1, len(vi), figsize=(4.2 * len(vi), 0.3 * rows + 1.8),
+                             squeeze=False, sharey=True)
+    for ax, name in zip(axes[0], vi):
+        idata = comparison.idata[name]
+        draws = diagnostics.flat_draws(idata)
+        params = [p for p in _params(comparison) if p in draws and p in base_mean]
+        moments = diagnostics.psis_moments({p: draws[p] for p in params},
+                                           idata.sample_stats["log_weight"].values)
+        y = -np.arange(len(params))
+        raw = np.array([(draws[p].mean() - base_mean[p]) / base_sd[p] for p in params])
+        psis = np.array([(moments.at[p, "psis_mean"] - base_mean[p]) / base_sd[p] for p in params])
+        ax.hlines(y, np.minimum(raw, psis), np.maximum(raw, psis), color="0.7", lw=1)
+        ax.plot(raw, y, "o", color="C0", ms=5, label="raw guide mean")
+        ax.plot(psis, y, "x", color="C3", ms=6, mew=2, label="PSIS-corrected mean")
+        ax.axvline(0.0, color="k", lw=1, ls="--", label=f"{comparison.baseline} mean")
+        ax.set_yticks(y, params, fontsize=8)
+        k_hat = float(moments["k_hat"].iloc[0]) if len(moments) else np.nan
+        ax.set_title(f"{name} (PSIS k-hat {k_hat:.2f})", fontsize=10)
+        ax.set_xlabel(f"(mean - {comparison.baseline} mean) / {comparison.baseline} sd")
+        ax.grid(axis="x", alpha=0.3)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8)
+    fig.suptitle(f"{comparison.posterior_name}: VI means before and after PSIS correction")
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
 
 

@@ -5,18 +5,15 @@ import pyro
 import pytest
 import torch
 
+from harness_data import QUICK
 from helpers import (TinyDecoder, TinyEncoder, regression_data, regression_guide,
                      regression_model, tiny_model_factory)
 from ppl_genmodels import Posterior, compare
 from ppl_genmodels.infer import NUTS, RWS, SVI
 
-QUICK = {"svi": {"num_steps": 150, "num_draws": 300}, "rws": {"num_steps": 150, "num_draws": 300},
-         "nuts": {"num_samples": 200, "warmup_steps": 150}}
 
-
-def test_unseen_model_guide_pair_goes_through_compare(tmp_path):
-    posterior = Posterior(regression_model, regression_guide, regression_data(), name="regression")
-    result = compare(posterior, engine_config=QUICK, progress=False)
+def test_unseen_model_guide_pair_goes_through_compare(tmp_path, regression_comparison):
+    result = regression_comparison  # compare() on regression_model, regression_guide
     assert set(result.idata) == {"svi", "rws", "nuts"}
     table = result.table
     assert set(table.index.get_level_values("parameter")) == {"w", "b"}

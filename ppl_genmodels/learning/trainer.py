@@ -1,0 +1,300 @@
+"""Learn theta (and the encoder phi) of an image model: ``train(...)``, checkpoints, resume.
+
+Methods (objectives per image, see :mod:`ppl_genmodels.learning.objectives` for why the
+importance-weighted ones are written per image rather than with Pyro's batch-joint classes):
+
+==========  ==========================================================================
+svi         ``pyro.infer.Trace_ELBO`` (reparameterized for the VAE; score function for
+            binary latents), ``num_particles`` vectorized (Kingma & Welling 2014)
+iwae        ``pyro.infer.RenyiELBO(alpha=0)``: the importance-weighted bound with K
+            vectorized particles, reparameterized (Burda et al. 2016); per image
+rws         reweighted wake-sleep: wake-theta + insomnia * wake-phi + (1 - insomnia) *
+            sleep-phi, K particles (Bornschein & Bengio 2015; Le et al. 2019)
+wake_sleep  classic wake-sleep: wake-theta with one guide sample, sleep-phi on one fantasy
+            per image (Hinton et al. 1995) -- the Helmholtz machine for ``sbn``
+nvil        ``pyro.infer.TraceGraph_ELBO`` with the encoder's neural baselines (Mnih &
+            Gregor 2014), for the binary ``sbn``
+==========  ==========================================================================
+
+Mini-batches: the data-set objective is a sum over images (no global latents), so each
+step uses the batch's per-image mean; Pyro's ELBOs return batch sums, which only rescales the
+gradient by B (Adam's steps are invariant to that). Reported losses are nats per image.
+
+Every epoch writes ``checkpoint.pt`` atomically (model, encoder, optimizer, every RNG state,
+epoch, history); ``resume=True`` continues from it and reproduces an uninterrupted run
+with the same seed bit for bit (single-threaded CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyro
+import torch
+from tqdm.auto import tqdm
+
+from ..data.datasets import ImageDataset, load_image_dataset
+from ..io import atomic_path, write_text
+from . import objectives
+
+__all__ = ["METHODS", "IMAGE_MODELS", "TrainConfig", "TrainedRun", "train", "load_run", "build_model"]
+
+METHODS = ("svi", "iwae", "rws", "wake_sleep", "nvil")
+IMAGE_MODELS = ("vae", "sbn")
+DEFAULT_PARTICLES = {"svi": 1, "iwae": 5, "rws": 5, "wake_sleep": 1, "nvil": 1}
+CHECKPOINT = "checkpoint.pt"
+_PYRO_ELBOS = {"svi": pyro.infer.Trace_ELBO, "iwae": pyro.infer.RenyiELBO,
+               "nvil": pyro.infer.TraceGraph_ELBO}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in the checkpoint and ``config.json``)."""
+
+    model: str = "vae"
+    data: str = "binarized_mnist"
+    data_dir: str | None = None
+    method: str = "svi"
+    epochs: int = 10
+    batch_size: int = 100
+    num_particles: int | None = None
+    lr: float = 1e-3
+    seed: int = 0
+    num_train: int | None = None
+    insomnia: float = 1.0
+    model_kwargs: dict = field(default_factory=dict)
+
+    def validate(self) -> "TrainConfig":
+        """Fill defaults and check combinations. :raises ValueError: naming the bad option."""
+        if self.model not in IMAGE_MODELS:
+            raise ValueError(f"unknown image model {self.model!r}; known: {list(IMAGE_MODELS)}")
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; known: {list(METHODS)}")
+        if self.num_particles is None:
+            self.num_particles = DEFAULT_PARTICLES[self.method]
+        if self.method == "rws" and self.num_particles < 2:
+            raise ValueError("rws needs num_particles >= 2 (K = 1 is wake_sleep)")
+        if self.method == "wake_sleep" and self.num_particles != 1:
+            raise ValueError("wake_sleep uses one guide sample (num_particles=1); use rws for K > 1")
+        if self.method == "iwae" and self.model == "sbn":
+            raise ValueError("iwae needs reparameterized latents; sbn's are binary: use rws or nvil")
+        for name in ("epochs", "batch_size", "num_particles"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.insomnia <= 1:
+            raise ValueError(f"insomnia must be in [0, 1], got {self.insomnia}")
+        if self.num_train is not None and self.num_train < 1:
+            raise ValueError(f"num_train must be >= 1, got {self.num_train}")
+        return self
+
+
+@dataclass
+class TrainedRun:
+    """A trained model: ``model`` (module with ``.model(x)``), ``guide`` (encoder), the
+    config, per-epoch ``history`` (dicts: epoch, loss [nats/image], test_elbo [nats/image],
+    time_s [s], images_per_s) and the run folder (or ``None``)."""
+
+    model: torch.nn.Module
+    guide: torch.nn.Module
+    config: TrainConfig
+    history: list[dict]
+    directory: Path | None = None
+
+
+def build_model(config: TrainConfig, pixels: int):
+    """``(generative module, encoder)`` for ``config.model``; NVIL gets neural baselines."""
+    from ..models import sbn, vae
+
+    if config.model == "vae":
+        return vae.build(pixels, **config.model_kwargs)
+    return sbn.build(pixels, baselines=config.method == "nvil", **config.model_kwargs)
+
+
+def _step(config: TrainConfig, model, guide, x: torch.Tensor) -> float:
+    """One gradient evaluation (backward done); returns the per-image loss to report."""
+    k, b = config.num_particles, x.shape[0]
+    if config.method in _PYRO_ELBOS:
+        elbo_cls = _PYRO_ELBOS[config.method]
+        kwargs = {"alpha": 0.0} if config.method == "iwae" else {}
+        elbo = elbo_cls(num_particles=k, vectorize_particles=k > 1, max_plate_nesting=1, **kwargs)
+        return elbo.loss_and_grads(model, guide, x) / b
+    if config.method == "rws":
+        theta, phi = objectives.rws_losses(model, guide, x, k, config.insomnia)
+        (theta + phi).backward()
+        return theta.item()
+    theta, sleep, neg_elbo = objectives.wake_sleep_losses(model, guide, x)
+    (theta + sleep).backward()
+    return neg_elbo.item()
+
+
+def _rng_state(data_gen: torch.Generator) -> dict:
+    return {"torch": torch.get_rng_state(), "data": data_gen.get_state(),
+            "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def _set_rng_state(state: dict, data_gen: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    data_gen.set_state(state["data"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def _test_elbo(model, guide, x_test: torch.Tensor, seed: int) -> float:
+    # Own RNG stream: monitoring must not change the training run.
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(seed)
+        log_p, log_q = objectives.log_weights(model, guide, x_test, 1)
+    return float((log_p - log_q).mean())
+
+
+def _save(directory: Path, state: dict) -> None:
+    with atomic_path(directory / CHECKPOINT) as tmp:
+        torch.save(state, tmp)
+
+
+def _dataset(config: TrainConfig) -> ImageDataset:
+    dataset = load_image_dataset(config.data, config.data_dir)
+    if config.num_train is not None:
+        dataset.x_train = dataset.x_train[: config.num_train]
+    return dataset
+
+
+def train(model: str = "vae", data: str = "binarized_mnist", *, data_dir=None, method: str = "svi",
+          epochs: int = 10, batch_size: int = 100, num_particles: int | None = None,
+          lr: float = 1e-3, seed: int = 0, num_train: int | None = None, insomnia: float = 1.0,
+          model_kwargs: dict | None = None, out=None, resume: bool = False, force: bool = False,
+          max_time_s: float | None = None, progress: bool = True) -> TrainedRun:
+    """Learn theta and phi of an image model (``"vae"`` or ``"sbn"``) on a named data set.
+
+    :param data: a name from :data:`ppl_genmodels.data.IMAGE_DATASETS`, read from ``data_dir``.
+    :param method: one of :data:`METHODS` (module docstring); ``num_particles`` defaults
+        to 1 (svi, wake_sleep, nvil) or 5 (iwae, rws).
+    :param num_train: use only the first ``num_train`` training images.
+    :param model_kwargs: passed to the model's ``build`` (vae: latent_dim, hidden, arch;
+        sbn: layers).
+    :param out: run folder for ``checkpoint.pt``, ``config.json``, ``history.csv``; ``None``
+        keeps everything in memory.
+    :param resume: continue the run in ``out`` (its config must match, except ``epochs``).
+    :param force: start afresh even if ``out`` holds a checkpoint.
+    :param max_time_s: stop after the step that exceeds this wall-clock budget (seconds);
+        the checkpoint then holds the partial epoch, and a resume starts the next epoch.
+    :returns: :class:`TrainedRun`.
+    :raises ValueError: a bad option or combination (before any data is read);
+        ``FileExistsError``: ``out`` has a checkpoint and neither ``resume`` nor ``force``.
+    """
+    config = TrainConfig(model, data, str(Path(data_dir).resolve()) if data_dir else None, method,
+                         epochs, batch_size, num_particles, lr, seed, num_train, insomnia,
+                         dict(model_kwargs or {})).validate()
+    directory = Path(out) if out is not None else None
+    checkpoint = None
+    if directory is not None and (directory / CHECKPOINT).exists():
+        if resume:
+            checkpoint = torch.load(directory / CHECKPOINT, weights_only=False)
+            saved = dict(checkpoint["config"], epochs=config.epochs)
+            if saved != asdict(config):
+                diff = {k: (saved[k], v) for k, v in asdict(config).items() if saved.get(k) != v}
+                raise ValueError(f"{directory}: cannot resume, config differs (saved, given): {diff}")
+        elif not force:
+            raise FileExistsError(f"{directory / CHECKPOINT} exists: pass resume=True (--resume) "
+                                  "to continue it or force=True (--force) to start again")
+    dataset = _dataset(config)
+    x_test = torch.as_tensor(dataset.test_subset(1000)[0], dtype=torch.float32)
+    pyro.set_rng_seed(config.seed)  # before building: the initial weights are part of the run
+    gen, guide = build_model(config, dataset.pixels)
+    params = list(gen.parameters()) + list(guide.parameters())
+    optimizer = torch.optim.Adam(params, lr=config.lr)
+    data_gen = torch.Generator()
+    data_gen.manual_seed(config.seed)
+    history, start_epoch = [], 0
+    if checkpoint is not None:
+        gen.load_state_dict(checkpoint["model"])
+        guide.load_state_dict(checkpoint["guide"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        _set_rng_state(checkpoint["rng"], data_gen)
+        history, start_epoch = list(checkpoint["history"]), int(checkpoint["epoch"])
+    if directory is not None:
+        write_text(directory / "config.json", json.dumps(asdict(config), indent=2) + "\n")
+    x_train = torch.as_tensor(dataset.x_train)
+    n = len(x_train)
+    steps_per_epoch = -(-n // config.batch_size)
+    started = time.perf_counter()
+    bar = tqdm(total=(config.epochs - start_epoch) * steps_per_epoch, disable=not progress,
+               desc=f"train {config.model} by {config.method}", mininterval=0.5)
+    out_of_time = False
+    with pyro.get_param_store().scope():
+        for epoch in range(start_epoch, config.epochs):
+            epoch_start, total, seen = time.perf_counter(), 0.0, 0
+            order = torch.randperm(n, generator=data_gen)
+            for idx in order.split(config.batch_size):
+                xb = x_train[idx].float()
+                if dataset.dynamic:
+                    xb = torch.bernoulli(xb / 255.0, generator=data_gen)
+                optimizer.zero_grad()
+                loss = _step(config, gen.model, guide, xb)
+                optimizer.step()
+                total += loss * len(idx)
+                seen += len(idx)
+                bar.update()
+                bar.set_postfix(epoch=epoch + 1, loss=f"{total / seen:.2f}")
+                if max_time_s is not None and time.perf_counter() - started > max_time_s:
+                    out_of_time = True
+                    break
+            seconds = time.perf_counter() - epoch_start
+            history.append({"epoch": epoch + 1, "loss": total / seen,
+                            "test_elbo": _test_elbo(gen.model, guide, x_test, config.seed),
+                            "time_s": seconds, "images_per_s": seen / seconds,
+                            "complete": not out_of_time})
+            if directory is not None:
+                _save(directory, {"config": asdict(config), "epoch": epoch + 1,
+                                  "model": gen.state_dict(), "guide": guide.state_dict(),
+                                  "optimizer": optimizer.state_dict(),
+                                  "rng": _rng_state(data_gen), "history": history})
+                _write_history(directory, history)
+            if out_of_time:
+                break
+    bar.close()
+    return TrainedRun(gen, guide, config, history, directory)
+
+
+def _write_history(directory: Path, history: list[dict]) -> None:
+    keys = list(history[0])
+    lines = [",".join(keys)] + [",".join(str(h[k]) for k in keys) for h in history]
+    write_text(directory / "history.csv", "\n".join(lines) + "\n")
+
+
+def load_run(directory) -> TrainedRun:
+    """Rebuild a run from ``directory/checkpoint.pt``.
+
+    :raises FileNotFoundError: no checkpoint there.
+    """
+    directory = Path(directory)
+    path = directory / CHECKPOINT
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: is {directory} a `ppl-genmodels train` run folder?")
+    checkpoint = torch.load(path, weights_only=False)
+    config = TrainConfig(**checkpoint["config"])
+    pixels = _pixels(checkpoint["model"])
+    gen, guide = build_model(config, pixels)
+    gen.load_state_dict(checkpoint["model"])
+    guide.load_state_dict(checkpoint["guide"])
+    gen.eval(), guide.eval()
+    return TrainedRun(gen, guide, config, list(checkpoint["history"]), directory)
+
+
+def _pixels(state: dict) -> int:
+    # The last layer's bias has one entry per pixel (vae: decoder.net.*; sbn: down.0).
+    if "down.0.bias" in state:
+        return int(state["down.0.bias"].shape[0])
+    last = [k for k in state if k.startswith("decoder.net.") and k.endswith(".bias")][-1]
+    size = state[last].shape[0]
+    if size == 1:  # conv: one output channel; pixels = (4 q)^2 from fc
+        fc = state["decoder.fc.0.bias"].shape[0] // 32
+        return int(fc * 16)
+    return int(size)
