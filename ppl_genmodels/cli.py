@@ -1,4 +1,4 @@
-"""Command line: ``ppl-genmodels list`` and ``ppl-genmodels compare``."""
+"""Command line: ``ppl-genmodels list``, ``compare``, ``sbc``, ``train`` and ``evaluate``."""
 
 from __future__ import annotations
 
@@ -34,6 +34,15 @@ def _parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--threads", default=1, type=int,
                       help="torch CPU threads (default 1: faster than 2 for these small models)")
     cmp_.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    cmp_.add_argument("--checkpoint", type=Path, default=None, metavar="RUN_DIR",
+                      help="vae/sbn: compare at the theta of this `ppl-genmodels train` run "
+                           "(amortized encoder, per-image refit SVI/RWS guides, NUTS)")
+    cmp_.add_argument("--images", type=int, default=4,
+                      help="with --checkpoint: number of test images (default 4)")
+    cmp_.add_argument("--num-samples", type=int, default=5000,
+                      help="with --checkpoint: importance samples per image (default 5000)")
+    _add_sbc_parser(sub)
+    _add_image_parsers(sub)
     return parser
 
 
@@ -104,11 +113,212 @@ def _compare(args) -> int:
     return 0
 
 
+def _add_sbc_parser(sub) -> None:
+    sbc_ = sub.add_parser("sbc", help="simulation-based calibration of one engine on a model")
+    sbc_.add_argument("model", metavar="MODEL", help="built-in model name")
+    sbc_.add_argument("--engine", default="nuts",
+                      help="nuts, svi, rws (refit per simulation) or amortized (guide trained "
+                           "once by RWS sleep, then only evaluated); default nuts")
+    sbc_.add_argument("--simulations", default=200, type=int, help="N simulated data sets (>= 10)")
+    sbc_.add_argument("--draws", default=99, type=int, help="L posterior draws per rank (default 99)")
+    sbc_.add_argument("--out", default=None, type=Path,
+                      help="output folder (default: results/sbc/MODEL-ENGINE)")
+    sbc_.add_argument("--seed", default=0, type=int, help="seed of simulations and engines")
+    sbc_.add_argument("--alpha", default=0.05, type=float,
+                      help="family-wise error rate of the verdict (Bonferroni); default 0.05")
+    sbc_.add_argument("--quick", action="store_true", help="the model's small engine budgets")
+    group = sbc_.add_mutually_exclusive_group()
+    group.add_argument("--force", action="store_true", help="discard an existing run in the folder")
+    group.add_argument("--resume", action="store_true",
+                       help="continue an existing run, keeping finished simulations")
+    sbc_.add_argument("--threads", default=1, type=int, help="torch CPU threads (default 1)")
+    sbc_.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _sbc(args) -> int:
+    from .models import list_models
+
+    engines = ("nuts", "svi", "rws", "amortized")
+    if args.model not in list_models() or args.engine not in engines:
+        what = (f"unknown model {args.model!r}" if args.model not in list_models()
+                else f"unknown engine {args.engine!r}")
+        print(f"error: {what}; models: {list_models()}, engines: {list(engines)}", file=sys.stderr)
+        return 2
+    out: Path = args.out or Path("results") / "sbc" / f"{args.model}-{args.engine}"
+    if out.exists() and any(out.iterdir()) and not (args.force or args.resume):
+        print(f"error: {out} exists and is not empty; pass --force to start over or --resume "
+              "to continue the run in it", file=sys.stderr)
+        return 2
+
+    import torch
+
+    from .sbc import sbc, write_report
+
+    torch.set_num_threads(args.threads)
+    logging.getLogger("pyro").setLevel(logging.WARNING)
+    start = time.perf_counter()
+    try:
+        result = sbc(args.model, args.engine, num_simulations=args.simulations,
+                     num_draws=args.draws, seed=args.seed, progress=not args.no_progress,
+                     quick=args.quick, alpha=args.alpha, checkpoint_dir=out / "checkpoints",
+                     resume=not args.force)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    report = write_report(result, out)
+    tests = result.tests()
+    cols = [c for c in ("ecdf_p", "chi2_p", "mean_rank_frac", "extreme_frac", "vsbc_p", "verdict")
+            if c in tests]
+    print(f"\nSBC {args.model} / {result.engine}: N={result.num_simulations}, L={result.num_draws}")
+    print(tests[cols].to_string(float_format=lambda v: f"{v:.3g}"))
+    failed = int((tests["verdict"] == "fail").sum())
+    print(f"\nverdict: {'PASS' if not failed else f'FAIL ({failed} of {len(tests)} parameters)'} "
+          f"(ECDF test, Bonferroni alpha={args.alpha}/{len(tests)})")
+    print(f"report: {report}; wall time {time.perf_counter() - start:.1f} s", flush=True)
+    return 0
+
+
+def _add_image_parsers(sub) -> None:
+    from .learning.trainer import DEFAULT_PARTICLES, IMAGE_MODELS, METHODS
+
+    tr = sub.add_parser("train", help="learn theta of an image model (vae, sbn) on binary images")
+    tr.add_argument("model", choices=IMAGE_MODELS, metavar="MODEL", help="vae or sbn")
+    tr.add_argument("--data", default="binarized_mnist",
+                    help="binarized_mnist (fixed), mnist or fashion_mnist (dynamic), digits")
+    tr.add_argument("--data-dir", default=None, type=Path, help="folder with the data set's files")
+    tr.add_argument("--method", default="svi", choices=METHODS,
+                    help="svi, iwae, rws, wake_sleep or nvil (default svi)")
+    tr.add_argument("--epochs", default=10, type=int)
+    tr.add_argument("--batch-size", default=100, type=int)
+    tr.add_argument("--num-particles", default=None, type=int,
+                    help=f"K (default per method: {DEFAULT_PARTICLES})")
+    tr.add_argument("--lr", default=1e-3, type=float, help="Adam learning rate")
+    tr.add_argument("--latent-dim", default=None, type=int, help="vae: latent size (default 50)")
+    tr.add_argument("--arch", default=None, choices=("mlp", "conv"), help="vae: architecture")
+    tr.add_argument("--layers", default=None,
+                    help="sbn: comma-separated binary layer sizes, bottom up (default 200,200)")
+    tr.add_argument("--insomnia", default=1.0, type=float,
+                    help="rws: weight of wake-phi vs sleep-phi (default 1: wake only)")
+    tr.add_argument("--num-train", default=None, type=int, help="use the first N training images")
+    tr.add_argument("--max-time", default=None, type=float, help="wall-clock budget in seconds")
+    tr.add_argument("--seed", default=0, type=int)
+    tr.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, config)")
+    group = tr.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="continue the run in --out")
+    group.add_argument("--force", action="store_true", help="start afresh in --out")
+    tr.add_argument("--threads", default=1, type=int, help="torch CPU threads (default 1)")
+    tr.add_argument("--no-progress", action="store_true")
+    ev = sub.add_parser("evaluate", help="test log-likelihood, samples and reconstructions of a run")
+    ev.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    ev.add_argument("--num-samples", default=5000, type=int, help="importance samples S (default 5000)")
+    ev.add_argument("--num-test", default=1000, type=int,
+                    help="seeded random test images (default 1000; 0 = all)")
+    ev.add_argument("--data-dir", default=None, type=Path, help="override the run's data folder")
+    ev.add_argument("--seed", default=0, type=int)
+    ev.add_argument("--threads", default=1, type=int)
+    ev.add_argument("--no-progress", action="store_true")
+
+
+def _train(args) -> int:
+    import torch
+
+    from .learning import train
+
+    torch.set_num_threads(args.threads)
+    model_kwargs = {}
+    if args.model == "vae":
+        model_kwargs.update({k: v for k, v in (("latent_dim", args.latent_dim), ("arch", args.arch))
+                             if v is not None})
+    elif args.layers:
+        model_kwargs["layers"] = [int(h) for h in args.layers.split(",")]
+    try:
+        run = train(args.model, args.data, data_dir=args.data_dir, method=args.method,
+                    epochs=args.epochs, batch_size=args.batch_size, num_particles=args.num_particles,
+                    lr=args.lr, seed=args.seed, num_train=args.num_train, insomnia=args.insomnia,
+                    model_kwargs=model_kwargs, out=args.out, resume=args.resume, force=args.force,
+                    max_time_s=args.max_time, progress=not args.no_progress)
+    except (ValueError, FileExistsError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    last = run.history[-1] if run.history else {}
+    print(f"trained {args.model} by {args.method}: {len(run.history)} epoch(s); last epoch loss "
+          f"{last.get('loss', float('nan')):.2f} nats/image, test ELBO "
+          f"{last.get('test_elbo', float('nan')):.2f}; run folder {args.out}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    import torch
+
+    from .learning.evaluate import evaluate_run
+
+    torch.set_num_threads(args.threads)
+    try:
+        out = evaluate_run(args.run_dir, num_samples=args.num_samples,
+                           num_test=args.num_test or None, data_dir=args.data_dir, seed=args.seed,
+                           progress=not args.no_progress)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{out['model']} ({out['method']}, {out['data']}, {out['binarization']} binarization): "
+          f"test log-likelihood {out['log_likelihood']:.2f} ± {out['log_likelihood_se']:.2f} "
+          f"nats/image (IW bound, S={out['num_samples']}, {out['num_images']} images); "
+          f"ELBO {out['elbo']:.2f}; wrote {args.run_dir / 'evaluation.md'}")
+    return 0
+
+
+def _compare_checkpoint(args) -> int:
+    bad = [m for m in args.models if m not in ("vae", "sbn")]
+    if bad or len(args.models) != 1:
+        print("error: --checkpoint compares one image model (vae or sbn) at a trained theta; "
+              f"got {args.models}", file=sys.stderr)
+        return 2
+    out: Path = args.out
+    if out.exists() and any(out.iterdir()) and not (args.force or args.resume):
+        print(f"error: {out} exists and is not empty; pass --force to overwrite it", file=sys.stderr)
+        return 2
+    import pandas as pd
+    import torch
+
+    from .harness.fixed_theta import compare_fixed_theta
+    from .models import get_model
+
+    torch.set_num_threads(args.threads)
+    logging.getLogger("pyro").setLevel(logging.WARNING)
+    try:
+        result = compare_fixed_theta(args.checkpoint, num_images=args.images, seed=args.seed,
+                                     num_samples=args.num_samples,
+                                     engine_config=get_model(args.models[0]).engine_config(args.quick),
+                                     progress=not args.no_progress)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    report = result.save(out)
+    pd.set_option("display.width", 200)
+    print(result.note)
+    print("\nper guide, averaged over images (nats; k_hat; mean error in NUTS sds):")
+    print(result.summary().to_string(float_format=lambda v: f"{v:.3f}"))
+    print("\ngaps per image (nats):")
+    print(result.gaps.to_string(float_format=lambda v: f"{v:.3f}"))
+    for engine, row in result.comparison.engine_table.iterrows():
+        print(f"  {engine:10s} {row.verdict:13s} {row.because}")
+    print(f"\nreport: {report}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ppl-genmodels`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
     if args.command == "list":
         return _list()
+    if args.command == "sbc":
+        return _sbc(args)
+    if args.command == "train":
+        return _train(args)
+    if args.command == "evaluate":
+        return _evaluate(args)
+    if getattr(args, "checkpoint", None) is not None:
+        return _compare_checkpoint(args)
     return _compare(args)
 
 

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from .amortized import Amortized
 from .nuts import NUTS
 from .rws import RWS
 from .svi import SVI
 
-ENGINES = {"svi": SVI, "rws": RWS, "nuts": NUTS}
+ENGINES = {"svi": SVI, "rws": RWS, "nuts": NUTS, "amortized": Amortized}
 
-__all__ = ["SVI", "RWS", "NUTS", "ENGINES", "get_engine"]
+__all__ = ["SVI", "RWS", "NUTS", "Amortized", "ENGINES", "get_engine"]
 
 
 def get_engine(spec: Any, **config):
-    """An engine from a name (``"svi"``, ``"rws"``, ``"nuts"``) and config, or a user engine.
+    """An engine from a name (``"svi"``, ``"rws"``, ``"nuts"``, ``"amortized"``) and config, or a user engine.
 
     :raises ValueError: unknown name, or an object without ``name`` and ``run``.
     """

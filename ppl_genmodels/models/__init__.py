@@ -17,6 +17,8 @@ _MODULES = {
     "eight_schools": "eight_schools",
     "normal_normal": "normal_normal",
     "vae_digits": "vae_digits",
+    "vae": "vae",
+    "sbn": "sbn",
 }
 
 

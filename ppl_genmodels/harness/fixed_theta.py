@@ -1,0 +1,277 @@
+"""Posterior comparison at fixed theta for a trained image model (Cremer, Li & Duvenaud 2018,
+"Inference Suboptimality in Variational Autoencoders", ICML).
+
+Freeze a trained model p_theta and, on a batch of test images, compare:
+
+- ``amortized``: the trained encoder q_phi(z | x) as it is (:class:`~ppl_genmodels.infer.Amortized`);
+- ``svi``: a guide refit per image (non-amortized: its own variational parameters for each
+  image, initialised at the encoder's output) by maximising the ELBO -- the best q* of the
+  family, up to optimisation;
+- ``rws``: the same per-image guide refit by reweighted wake-sleep (wake-phi);
+- ``nuts``: NUTS on the batch's latents jointly (continuous latents only: the sigmoid belief
+  net's binary latents are out of NUTS's reach, so ``sbn`` comparisons have no NUTS and no
+  mean errors).
+
+Per image i and guide q (all in nats except k-hat and the mean error):
+ELBO_i(q) and the importance-weighted bound IW_i(q) with S samples; log p^(x_i) = the largest
+IW_i over guides (each is a stochastic lower bound on log p(x_i)); approximation gap
+log p^(x_i) - ELBO_i(q*), amortization gap ELBO_i(q*) - ELBO_i(q_amortized), with q* the
+refit ``svi`` guide; the PSIS k-hat of q's S weights (Yao et al. 2018); and the mean over
+latent dimensions of |E_q z - E_NUTS z| / sd_NUTS(z).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyro
+import pyro.distributions as dist
+import torch
+from torch import nn
+
+from .. import _arviz, diagnostics
+from ..infer import get_engine
+from ..io import atomic_path, write_text
+from ..posterior import Posterior
+from .compare import Comparison
+
+__all__ = ["posterior_from_checkpoint", "LocalGaussianGuide", "LocalBernoulliGuide",
+           "compare_fixed_theta", "FixedThetaComparison"]
+
+
+def posterior_from_checkpoint(run_dir, num_images: int = 4, seed: int = 0, data_dir=None) -> Posterior:
+    """p(z | x, theta) of ``num_images`` test images (a seeded random subset) under the
+    trained run in ``run_dir``; the guide is the trained encoder, theta the model module.
+
+    :raises FileNotFoundError: no checkpoint; ``ValueError``: ``num_images < 1``.
+    """
+    from ..data.datasets import load_image_dataset
+    from ..learning import load_run
+
+    if num_images < 1:
+        raise ValueError(f"num_images must be >= 1, got {num_images}")
+    run = load_run(run_dir)
+    dataset = load_image_dataset(run.config.data, data_dir or run.config.data_dir)
+    x, _ = dataset.test_subset(num_images, seed=seed)
+    posterior = Posterior(run.model.model, run.guide, {"x": torch.as_tensor(x, dtype=torch.float32)},
+                          params=run.model, name=f"{run.config.model}_{run.config.method}")
+    posterior.run = run
+    return posterior
+
+
+class LocalGaussianGuide(nn.Module):
+    """Non-amortized q(z_i) = Normal(loc_i, diag(scale_i^2)), one set per image; ``(B, L)``
+    parameters initialised at the encoder's output for the same images."""
+
+    def __init__(self, loc: torch.Tensor, scale: torch.Tensor):
+        super().__init__()
+        self.loc = nn.Parameter(loc.detach().clone())
+        self.raw_scale = nn.Parameter(torch.log(torch.expm1(scale.detach().clone())))
+
+    def forward(self, x, observations=None):
+        pyro.module("local_guide", self)
+        with pyro.plate("images", self.loc.shape[0], dim=-1):
+            pyro.sample("z", dist.Normal(self.loc, nn.functional.softplus(self.raw_scale)).to_event(1))
+
+
+class LocalBernoulliGuide(nn.Module):
+    """Non-amortized mean-field q(h_i) = prod_t Bernoulli(sigmoid(logits_{t,i})) per image,
+    initialised from the recognition net run on its mean activations."""
+
+    def __init__(self, logits: list[torch.Tensor]):
+        super().__init__()
+        self.logits = nn.ParameterList(nn.Parameter(t.detach().clone()) for t in logits)
+
+    def forward(self, x, observations=None):
+        pyro.module("local_guide", self)
+        with pyro.plate("images", self.logits[0].shape[0], dim=-1):
+            for t, logits in enumerate(self.logits):
+                pyro.sample(f"h{t + 1}", dist.Bernoulli(logits=logits).to_event(1))
+
+
+def local_guide(run, x: torch.Tensor) -> nn.Module:
+    """The per-image guide family for ``run``'s model, initialised at its encoder."""
+    with torch.no_grad():
+        if run.config.model == "vae":
+            return LocalGaussianGuide(*run.guide.params(x))
+        logits, h = [], x
+        for layer in run.guide.up:
+            logits.append(layer(h))
+            h = torch.sigmoid(logits[-1])
+        return LocalBernoulliGuide(logits)
+
+
+def _per_image(model, guide, x, num_samples: int, seed: int) -> pd.DataFrame:
+    from ..learning.evaluate import per_image_log_weights
+
+    with pyro.get_param_store().scope(), torch.random.fork_rng():
+        torch.manual_seed(seed)
+        lw = per_image_log_weights(model, guide, x, num_samples).numpy()  # (S, B)
+    rows = []
+    for i in range(lw.shape[1]):
+        w = lw[:, i]
+        iw = float(np.logaddexp.reduce(w) - math.log(len(w)))
+        ww = np.exp(w - w.max())
+        rows.append({"image": i, "elbo": float(w.mean()), "iw_bound": iw,
+                     "iw_bound_se": float(ww.std(ddof=1) / (math.sqrt(len(w)) * ww.mean())),
+                     "k_hat": float(_arviz.psislw(w)[1])})
+    return pd.DataFrame(rows)
+
+
+def _mean_errors(idata, nuts, site: str) -> np.ndarray:
+    """Per image: mean over latent dims of |E_q z - E_NUTS z| / sd_NUTS(z)."""
+    q = idata.posterior[site].values.reshape(-1, *idata.posterior[site].shape[2:])
+    p = nuts.posterior[site].values.reshape(-1, *nuts.posterior[site].shape[2:])
+    err = np.abs(q.mean(0) - p.mean(0)) / p.std(0, ddof=1)
+    return err.reshape(err.shape[0], -1).mean(1)
+
+
+class FixedThetaComparison:
+    """Result of :func:`compare_fixed_theta`.
+
+    :ivar comparison: the standard :class:`~ppl_genmodels.harness.Comparison` of the engines.
+    :ivar per_image: rows (image, guide) with ``elbo``, ``iw_bound``, ``iw_bound_se`` (nats),
+        ``k_hat`` and ``mean_error_sd`` (NaN without NUTS).
+    :ivar gaps: rows per image with ``log_p_hat``, ``elbo_refit``, ``elbo_amortized``,
+        ``approximation_gap`` and ``amortization_gap`` (nats).
+    """
+
+    def __init__(self, comparison: Comparison, per_image: pd.DataFrame, gaps: pd.DataFrame,
+                 num_samples: int, note: str):
+        self.comparison, self.per_image, self.gaps = comparison, per_image, gaps
+        self.num_samples, self.note = num_samples, note
+
+    def summary(self) -> pd.DataFrame:
+        """Per guide: the per-image columns averaged over images."""
+        return self.per_image.groupby("guide", sort=False).mean(numeric_only=True).drop(columns="image")
+
+    def save(self, directory) -> Path:
+        """The comparison report plus ``per_image.csv``, ``gaps.csv`` and two figures
+        (gaps and k-hat per image), added as a section of ``report.md``/``report.html``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        with atomic_path(directory / "per_image.csv") as tmp:
+            self.per_image.to_csv(tmp, index=False)
+        with atomic_path(directory / "gaps.csv") as tmp:
+            self.gaps.to_csv(tmp)
+        figs = [_gap_figure(self.gaps, directory / "gaps.png"),
+                _khat_figure(self.per_image, directory / "k_hat_per_image.png")]
+        text = "\n".join([
+            self.note, "",
+            f"Per guide, averaged over the {len(self.gaps)} images (nats; IW bound with "
+            f"S = {self.num_samples}; k-hat: PSIS Pareto shape of each image's weights):", "",
+            self.summary().reset_index().to_markdown(index=False, floatfmt=".3f"), "",
+            "Per image gaps (nats): approximation gap = log p^(x) - ELBO(refit q*), "
+            "amortization gap = ELBO(q*) - ELBO(amortized encoder).", "",
+            self.gaps.reset_index().to_markdown(index=False, floatfmt=".3f"), "",
+        ])
+        return self.comparison.save(directory, extra_sections=[("Gaps at fixed theta", text, figs)])
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _gap_figure(gaps: pd.DataFrame, path: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    idx = np.arange(len(gaps))
+    ax.bar(idx - 0.2, gaps["approximation_gap"], 0.4, label="approximation gap")
+    ax.bar(idx + 0.2, gaps["amortization_gap"], 0.4, label="amortization gap")
+    ax.set_xticks(idx)
+    ax.set_xlabel("test image")
+    ax.set_ylabel("nats")
+    ax.set_title("Inference gaps per image (Cremer et al. 2018)")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _khat_figure(per_image: pd.DataFrame, path: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for guide, rows in per_image.groupby("guide", sort=False):
+        ax.plot(rows["image"], rows["k_hat"], "o-", label=guide)
+    for level, style in ((0.5, ":"), (0.7, "--")):
+        ax.axhline(level, color="k", ls=style, lw=0.8)
+    ax.set_xlabel("test image")
+    ax.set_ylabel("PSIS k-hat")
+    ax.set_title("k-hat per data point (Yao et al. 2018: < 0.5 good, > 0.7 unreliable)")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return path
+
+
+def compare_fixed_theta(run_dir, num_images: int = 4, seed: int = 0, num_samples: int = 5000,
+                        engine_config: dict | None = None, data_dir=None,
+                        progress: bool = True) -> FixedThetaComparison:
+    """Compare the amortized encoder, per-image refit guides (SVI, RWS) and NUTS on
+    p(z | x, theta) of ``num_images`` test images of a trained run, theta frozen.
+
+    :param engine_config: engine name -> keyword arguments (defaults: the model module's
+        ``engine_config``).
+    :param num_samples: S for the per-image importance-weighted bounds and k-hat.
+    :returns: :class:`FixedThetaComparison`.
+    :raises RuntimeError: an engine changed theta (checked bit for bit after each).
+    """
+    from ..models import get_model
+
+    posterior = posterior_from_checkpoint(run_dir, num_images, seed, data_dir)
+    run = posterior.run
+    x = posterior.data["x"]
+    spec = get_model(run.config.model)
+    config = {**spec.engine_config(False), **(engine_config or {})}
+    refit = Posterior(run.model.model, local_guide(run, x), {"x": x}, params=run.model,
+                      name=posterior.name)
+    continuous = run.config.model == "vae"
+    plan = [("amortized", posterior), ("svi", refit), ("rws", refit)]
+    if continuous:
+        plan.append(("nuts", posterior))
+    before = posterior.theta()
+    idata, engines = {}, {}
+    for name, target in plan:
+        engine = get_engine(name, **config.get(name, {}))
+        idata[name] = engine.run(target, seed=seed, progress=progress)
+        engines[name] = engine
+        posterior.check_theta_unchanged(before, name)
+    guides = {"amortized": run.guide, "svi": engines["svi"].guide_, "rws": engines["rws"].guide_}
+    frames = []
+    for name, guide in guides.items():
+        frame = _per_image(run.model.model, guide, x, num_samples, seed).assign(guide=name)
+        frame["mean_error_sd"] = (_mean_errors(idata[name], idata["nuts"], "z")
+                                  if continuous else np.nan)
+        frames.append(frame)
+    posterior.check_theta_unchanged(before, "per-image evaluation")
+    per_image = pd.concat(frames, ignore_index=True)[
+        ["image", "guide", "elbo", "iw_bound", "iw_bound_se", "k_hat", "mean_error_sd"]]
+    wide = per_image.pivot(index="image", columns="guide")
+    log_p_hat = wide["iw_bound"].max(axis=1)
+    gaps = pd.DataFrame({
+        "log_p_hat": log_p_hat,
+        "elbo_refit": wide["elbo"]["svi"],
+        "elbo_amortized": wide["elbo"]["amortized"],
+        "approximation_gap": log_p_hat - wide["elbo"]["svi"],
+        "amortization_gap": wide["elbo"]["svi"] - wide["elbo"]["amortized"],
+    })
+    note = (f"Fixed theta from `{run_dir}` ({run.config.model} trained by {run.config.method} "
+            f"on {run.config.data}); {num_images} test images. log p^(x) is the largest "
+            "importance-weighted bound over the guides.")
+    if not continuous:
+        note += (" NUTS is absent: the sigmoid belief net's latents are binary, and Hamiltonian "
+                 "Monte Carlo needs a differentiable density over continuous latents.")
+    comparison = Comparison(posterior.name, idata, reference=None, engines=engines)
+    return FixedThetaComparison(comparison, per_image, gaps, num_samples, note)
