@@ -135,13 +135,14 @@ class FixedThetaComparison:
     :ivar comparison: the standard :class:`~ppl_genmodels.harness.Comparison` of the engines.
     :ivar per_image: rows (image, guide) with ``elbo``, ``iw_bound``, ``iw_bound_se`` (nats),
         ``k_hat`` and ``mean_error_sd`` (NaN without NUTS).
+    :ivar run: the trained run whose (frozen) model the engines targeted.
     :ivar gaps: rows per image with ``log_p_hat``, ``elbo_refit``, ``elbo_amortized``,
         ``approximation_gap`` and ``amortization_gap`` (nats).
     """
 
     def __init__(self, comparison: Comparison, per_image: pd.DataFrame, gaps: pd.DataFrame,
-                 num_samples: int, note: str):
-        self.comparison, self.per_image, self.gaps = comparison, per_image, gaps
+                 num_samples: int, note: str, run=None):
+        self.comparison, self.per_image, self.gaps, self.run = comparison, per_image, gaps, run
         self.num_samples, self.note = num_samples, note
 
     def summary(self) -> pd.DataFrame:
@@ -274,4 +275,4 @@ def compare_fixed_theta(run_dir, num_images: int = 4, seed: int = 0, num_samples
         note += (" NUTS is absent: the sigmoid belief net's latents are binary, and Hamiltonian "
                  "Monte Carlo needs a differentiable density over continuous latents.")
     comparison = Comparison(posterior.name, idata, reference=None, engines=engines)
-    return FixedThetaComparison(comparison, per_image, gaps, num_samples, note)
+    return FixedThetaComparison(comparison, per_image, gaps, num_samples, note, run)
