@@ -149,17 +149,26 @@ def nuts_trace(idata, max_vars: int = 4):
     return fig
 
 
-def rank_plot(idata, max_vars: int = 4):
-    """ArviZ rank plot per chain (Vehtari et al. 2021, sec. 4.2; ``arviz.plot_rank``): for
-    well-mixed chains each chain's ranks of the pooled draws are uniform (bars scatter
-    around the dashed line, the uniform expectation)."""
+def rank_plot(idata, max_params: int = 4):
+    """ArviZ rank plot per chain (Vehtari et al. 2021, sec. 4.2; ``arviz.plot_rank``) of the
+    first ``max_params`` scalar parameters: for well-mixed chains each chain's ranks of the
+    pooled draws are uniform (bars scatter around the dashed line, the uniform
+    expectation)."""
+    plt = _pyplot()
     az = _arviz.plots()
-    names = list(idata.posterior.data_vars)[:max_vars]
-    axes = np.atleast_1d(az.plot_rank(idata, var_names=names, kind="bars"))
-    fig = axes.ravel()[0].figure
+    flat = diagnostics.flat_draws(idata)
+    names = list(flat)[:max_params]
+    ncols = min(2, len(names))
+    nrows = int(np.ceil(len(names) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 2.6 * nrows + 0.6), squeeze=False)
+    scalars = _arviz.from_dict(posterior={p: flat[p] for p in names})
+    az.plot_rank(scalars, kind="bars", ax=axes.ravel()[:len(names)])
+    for ax in axes.ravel()[len(names):]:
+        ax.set_visible(False)
     for ax in axes.ravel():
         ax.set_xlabel("rank of draw among all chains", fontsize=8)
-    fig.suptitle("NUTS rank plots: one row of bars per chain; flat at the dashed line = chains agree")
+    fig.suptitle("NUTS rank plots: one row of bars per chain; flat at the dashed line = chains agree",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -182,7 +191,8 @@ def psis_means(comparison):
         raise ValueError("psis_means needs an engine with log_weight and a baseline "
                          "(a reference or a NUTS run)")
     rows = sum(p in base_mean for p in _params(comparison))
-    fig, axes = plt.subplots(1, len(vi), figsize=(4.2 * len(vi), 0.3 * rows + 1.8),
+    height = 0.3 * rows + 2.0
+    fig, axes = plt.subplots(1, len(vi), figsize=(4.6 * len(vi), height),
                              squeeze=False, sharey=True)
     for ax, name in zip(axes[0], vi):
         idata = comparison.idata[name]
@@ -199,13 +209,14 @@ def psis_means(comparison):
         ax.axvline(0.0, color="k", lw=1, ls="--", label=f"{comparison.baseline} mean")
         ax.set_yticks(y, params, fontsize=8)
         k_hat = float(moments["k_hat"].iloc[0]) if len(moments) else np.nan
-        ax.set_title(f"{name} (PSIS k-hat {k_hat:.2f})", fontsize=10)
+        note = "unreliable: k-hat > 0.7" if k_hat > diagnostics.K_HAT_MAX else "reliable"
+        ax.set_title(f"{name}: PSIS k-hat {k_hat:.2f} ({note})", fontsize=10)
         ax.set_xlabel(f"(mean - {comparison.baseline} mean) / {comparison.baseline} sd")
         ax.grid(axis="x", alpha=0.3)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8)
     fig.suptitle(f"{comparison.posterior_name}: VI means before and after PSIS correction")
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.tight_layout(rect=(0, 0.45 / height, 1, 1))  # leave 0.45 in for the legend
     return fig
 
 

@@ -39,7 +39,7 @@ code { background: #f3f4f6; padding: 0 .25rem; border-radius: 3px; font-size: 90
 table { border-collapse: collapse; font-size: 85%; margin: .5rem 0; }
 th, td { border: 1px solid #d0d7de; padding: .2rem .5rem; text-align: right; }
 th { background: #f6f8fa; }
-td.text, th.text { text-align: left; }
+td.text, th.text, td:first-child, th:first-child { text-align: left; }
 .badge { display: inline-block; min-width: 7.5rem; text-align: center; color: #fff;
          font-weight: 600; border-radius: 1rem; padding: .1rem .7rem; }
 ul.warnings li { margin: .2rem 0; }
@@ -136,12 +136,12 @@ def _display(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _engines_display(engines: pd.DataFrame) -> pd.DataFrame:
-    """Engines as columns, figures as rows (readable with ~20 figures and few engines);
-    rows that are NaN for every engine are dropped."""
-    figures = engines.drop(columns=["verdict", "because"]).astype(float)
-    figures = figures.loc[:, figures.notna().any()]
-    out = figures.T
-    out.index.name = "figure"
+    """Engines as columns, diagnostics as rows (readable with ~20 diagnostics and few
+    engines); rows that are NaN for every engine are dropped."""
+    numbers = engines.drop(columns=["verdict", "because"]).select_dtypes(["number", "bool"]).astype(float)
+    numbers = numbers.loc[:, numbers.notna().any()]
+    out = numbers.T
+    out.index.name = "diagnostic"
     out.columns.name = None
     return out.reset_index()
 
@@ -174,8 +174,8 @@ def _sections(comparison, params, engines, made, extra, directory: Path) -> list
                    "`std_mean_error` = |mean - baseline mean| / baseline sd, averaged (mean_) "
                    "and worst (max_) over parameters; `mean_psis_std_mean_error` the same for "
                    "the PSIS-corrected VI means; `gym_pass_fraction` the share of parameters "
-                   "passing Inference Gym's test. Figures missing for every engine are left "
-                   "out (all are in `engines.csv`)."),
+                   "passing Inference Gym's test. Rows that apply to no engine are left out "
+                   "(all are in `engines.csv`)."),
             ("table", _engines_display(engines)),
         ]),
         ("Parameters", [
@@ -229,7 +229,7 @@ def _render_markdown(title: str, sections: list[Section], directory: Path) -> st
                           for name, row in block[1].iterrows()] + [""]
             elif kind == "warnings":
                 for name, messages in block[1].items():
-                    lines += [f"**{name}**: " + ("none" if not messages else ""), ""]
+                    lines += [f"**{name}**: none" if not messages else f"**{name}**:", ""]
                     lines += [f"- {m}" for m in messages] + ([""] if messages else [])
             elif kind == "figure":
                 rel = Path(os.path.relpath(block[1], directory)).as_posix()
