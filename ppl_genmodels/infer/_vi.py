@@ -20,26 +20,33 @@ class VariationalEngine:
     """Base of engines that fit the posterior's guide with ``pyro.infer.SVI``.
 
     Subclasses are dataclasses that provide ``name``, ``loss_names``,
-    ``particles_per_step`` and ``_make_loss()``. After :meth:`run` the fitted private
-    copy of the guide is ``self.guide_`` and its Pyro param-store state is
-    ``self.param_state_``.
+    ``particles_per_step`` and ``_make_loss()``; those whose loss sums out sites marked
+    ``infer={'enumerate': 'parallel'}`` set ``supports_enumeration = True`` and override
+    ``_make_enum_loss(max_plate_nesting)``. After :meth:`run` the fitted private copy of
+    the guide is ``self.guide_`` and its Pyro param-store state is ``self.param_state_``.
     """
 
     name = "vi"
     loss_names: tuple[str, ...] = ("loss",)
+    supports_enumeration = False
 
     def validate(self, posterior: Posterior) -> None:
-        """:raises ValueError: the posterior has no guide or enumerated latent sites."""
+        """:raises ValueError: the posterior has no guide, or enumerated latent sites that
+        this engine's loss cannot sum out."""
         sites = posterior.validate()
         if posterior.guide is None:
             raise ValueError(f"{self.name} needs a guide; Posterior.guide is None")
-        if sites.enumerated:
+        if sites.enumerated and not self.supports_enumeration:
             raise ValueError(
                 f"{self.name}: sites {sorted(sites.enumerated)} are marked for enumeration, "
-                "which Trace_ELBO/ReweightedWakeSleep cannot sum out"
+                f"which {self.name}'s loss cannot sum out; use svi (TraceEnum_ELBO) or nuts"
             )
         if self.num_steps < 0 or self.num_draws < 1:
             raise ValueError(f"{self.name}: num_steps must be >= 0 and num_draws >= 1")
+
+    def _make_enum_loss(self, max_plate_nesting: int):
+        """The loss for a model with enumerated sites (only if ``supports_enumeration``)."""
+        raise NotImplementedError(f"{self.name} does not sum out enumerated sites")
 
     def _fit_model(self, model):
         """The model the loss sees (subclasses may hide sites it mishandles)."""
@@ -62,7 +69,9 @@ class VariationalEngine:
         start = time.perf_counter()
         losses = np.zeros((self.num_steps, len(self.loss_names)))
         with posterior.session() as (model, guide):
-            svi = pyro.infer.SVI(self._fit_model(model), guide, self._optimizer(), loss=self._make_loss())
+            loss = (self._make_enum_loss(sites.max_plate_nesting) if sites.enumerated
+                    else self._make_loss())
+            svi = pyro.infer.SVI(self._fit_model(model), guide, self._optimizer(), loss=loss)
             bar = tqdm(range(self.num_steps), desc=f"{posterior.name}: {self.name}",
                        disable=not progress, leave=False, mininterval=0.5)
             for step in bar:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
+from pyro.infer import Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
 
 from ._vi import VariationalEngine
 
@@ -19,6 +19,11 @@ class SVI(VariationalEngine):
     ``TraceMeanField_ELBO`` (``"meanfield"``: analytic KL where Pyro knows it), optimised by
     ``pyro.optim.ClippedAdam`` with the learning rate decayed tenfold over ``num_steps``.
     Only guide parameters are optimised; theta is frozen (see :class:`~ppl_genmodels.Posterior`).
+
+    Discrete latent sites marked ``infer={'enumerate': 'parallel'}`` are summed out
+    exactly: the loss is then ``TraceEnum_ELBO(max_plate_nesting=...)`` whatever ``elbo``
+    says, the guide covers only the other latents, and ``log_weight`` uses the
+    marginal log p(x, z | theta) = log sum_a p(x, z, a | theta).
 
     :param num_steps: optimisation steps (full data each step).
     :param num_particles: ELBO particles per step (vectorized).
@@ -39,6 +44,7 @@ class SVI(VariationalEngine):
 
     name = "svi"
     loss_names = ("loss",)
+    supports_enumeration = True
 
     def __post_init__(self):
         if self.elbo not in _ELBOS:
@@ -52,3 +58,9 @@ class SVI(VariationalEngine):
 
     def _make_loss(self):
         return _ELBOS[self.elbo](num_particles=self.num_particles, vectorize_particles=True)
+
+    def _make_enum_loss(self, max_plate_nesting: int):
+        # Pyro puts enumeration dims left of the particle dim it adds at
+        # -(max_plate_nesting + 1), so it must know the model's plate nesting.
+        return TraceEnum_ELBO(num_particles=self.num_particles, vectorize_particles=True,
+                              max_plate_nesting=max_plate_nesting)

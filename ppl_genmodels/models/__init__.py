@@ -2,7 +2,8 @@
 
 Each module defines ``NAME``, ``DESCRIPTION``, ``make_posterior(quick, seed)``,
 ``reference(posterior)`` (a :class:`~ppl_genmodels.reference.Reference` or ``None``)
-and ``engine_config(quick)`` (engine name -> keyword arguments).
+and ``engine_config(quick)`` (engine name -> keyword arguments), and optionally
+``ENGINES`` (the built-in engines it supports; default :data:`DEFAULT_ENGINES`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,16 @@ _MODULES = {
     "vae_digits": "vae_digits",
     "vae": "vae",
     "sbn": "sbn",
+    "kidiq": "kidiq",
+    "gauss_mix": "gauss_mix",
+    "neals_funnel": "neals_funnel",
+    "banana": "banana",
+    "linear_regression": "linear_regression",
+    "logistic_regression": "logistic_regression",
+    "enum_mixture": "enum_mixture",
 }
+
+DEFAULT_ENGINES = ("svi", "rws", "nuts")
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,15 @@ class ModelSpec:
     @property
     def description(self) -> str:
         return self.module.DESCRIPTION
+
+    @property
+    def engines(self) -> tuple[str, ...]:
+        """Built-in engines that can run this model (module's ``ENGINES``, else all three).
+
+        E.g. ``("svi", "nuts")`` for models with enumerated discrete sites, which
+        reweighted wake-sleep cannot sum out.
+        """
+        return tuple(getattr(self.module, "ENGINES", DEFAULT_ENGINES))
 
     def posterior(self, quick: bool = False, seed: int = 0):
         """Build the model's :class:`~ppl_genmodels.Posterior` (``quick``: small budgets)."""

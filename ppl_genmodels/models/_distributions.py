@@ -10,7 +10,7 @@ from pyro.distributions import constraints
 
 
 class OrderedNormal(dist.TorchDistribution):
-    """K iid ``Normal(loc, scale)`` draws, sorted: Stan's ``ordered[K] mu; mu ~ normal(loc, scale)``.
+    """K iid ``Normal(loc, scale)`` draws, sorted: Stan's ``ordered[K] mu; mu ~ normal(...)``.
 
     On the ordered set {mu[0] < ... < mu[K-1]} the density is ``K! prod_k Normal(mu[k] |
     loc, scale)`` (the law of the order statistics of K iid normals, so it is normalized and
