@@ -22,8 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     cmp_ = sub.add_parser("compare", help="run engines on built-in models and write a report")
     cmp_.add_argument("models", nargs="*", default=list(DEFAULT_MODELS), metavar="MODEL",
                       help=f"built-in model names (default: {' '.join(DEFAULT_MODELS)})")
-    cmp_.add_argument("--engines", default=",".join(ENGINE_NAMES),
-                      help="comma-separated engines (default: svi,rws,nuts)")
+    cmp_.add_argument("--engines", default=None,
+                      help="comma-separated engines (default: those each model supports, "
+                           "svi,rws,nuts for most)")
     cmp_.add_argument("--out", default="results", type=Path, help="output folder (default: results)")
     cmp_.add_argument("--seed", default=0, type=int, help="seed for data splits, training and engines")
     cmp_.add_argument("--quick", action="store_true", help="small budgets (a smoke test, not a verdict)")
@@ -58,9 +59,11 @@ def _compare(args) -> int:
     from .models import list_models
 
     unknown = [m for m in args.models if m not in list_models()]
-    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    bad = [e for e in engines if e not in ENGINE_NAMES]
-    if unknown or bad or not engines:
+    engines = None
+    if args.engines is not None:
+        engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    bad = [e for e in engines or () if e not in ENGINE_NAMES]
+    if unknown or bad or engines == []:
         what = f"unknown model(s) {unknown}" if unknown else f"unknown engine(s) {bad or engines}"
         print(f"error: {what}; models: {list_models()}, engines: {list(ENGINE_NAMES)}", file=sys.stderr)
         return 2
@@ -86,9 +89,13 @@ def _compare(args) -> int:
     for name in args.models:
         spec = get_model(name)
         print(f"\n=== {name}: {spec.description}", flush=True)
-        posterior = spec.posterior(quick=args.quick, seed=args.seed)
+        try:
+            posterior = spec.posterior(quick=args.quick, seed=args.seed)
+        except ValueError as exc:  # e.g. vae/sbn without --checkpoint
+            print(f"error: {name}: {exc}", file=sys.stderr)
+            return 2
         comparison = compare(
-            posterior, engines=engines, seed=args.seed, reference=spec.reference(posterior),
+            posterior, engines=engines or spec.engines, seed=args.seed, reference=spec.reference(posterior),
             engine_config=spec.engine_config(args.quick), progress=not args.no_progress,
             checkpoint_dir=out / name, resume=args.resume,
         )
