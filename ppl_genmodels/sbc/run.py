@@ -103,8 +103,8 @@ class SBCResult:
         Columns: ``ecdf_p`` (simultaneous ECDF test, Säilynoja et al. 2022: the decision
         test), ``chi2``/``chi2_p`` (binned ranks, Talts et al. 2018, reported only),
         ``mean_rank_frac`` (mean rank / L; 0.5 when unbiased), ``extreme_frac`` (share of
-        ranks in the outer 2.5% at each end; 0.05 when calibrated, larger when q is
-        over-confident), for VI engines ``vsbc_ks``/``vsbc_p`` (Yao et al. 2018) and
+        ranks among the e lowest or e highest rank values, e = max(1, round(0.025 (L + 1)));
+        2 e / (L + 1) when calibrated, i.e. 0.05 for L = 99; larger when over-confident), for VI engines ``vsbc_ks``/``vsbc_p`` (Yao et al. 2018) and
         ``vsbc_flag``, and ``verdict`` ("pass"/"fail").
 
         Rule (stated in the report): Bonferroni over the P parameters. A parameter fails
@@ -529,7 +529,7 @@ def sbc(
         checkpoint folder holding a run with other settings.
     :raises RuntimeError: an engine run failed (message names the simulation and seed).
     """
-    from ..infer import get_engine
+    from ..infer import Amortized, get_engine
     from ..infer._vi import VariationalEngine
 
     if not isinstance(num_simulations, (int, np.integer)) or num_simulations < 10:
@@ -562,8 +562,6 @@ def sbc(
             raise ValueError(f"var_names {unknown or var_names} are not latent/deterministic "
                              f"sites; sites are {sorted(rankable)}")
         rankable = {v: rankable[v] for v in var_names}
-    if not amortized:  # NUTS sums enumerated sites out: they have no draws to rank among
-        rankable = {k: v for k, v in rankable.items() if k not in sites.enumerated}
     if not rankable:
         raise ValueError("no continuous latent or deterministic site to rank")
 
@@ -595,7 +593,8 @@ def sbc(
         cfg = dict(model_config.get(engine, {})) if isinstance(engine, str) else {}
         cfg.update(engine_config or {})
         runner = get_engine(engine, **cfg) if isinstance(engine, str) else get_engine(engine)
-        variational = isinstance(runner, VariationalEngine)
+        # Engines whose draws are iid from an approximation q: no thinning, VSBC applies.
+        variational = isinstance(runner, (VariationalEngine, Amortized))
         if variational:
             runner.num_draws = num_draws
             cfg["num_draws"] = num_draws

@@ -63,8 +63,14 @@ def _check_ranks(ranks: np.ndarray, num_draws: int) -> np.ndarray:
 
 def rank_bins(num_draws: int, num_simulations: int, bins: int = 20) -> int:
     """Number of histogram bins: at most ``bins``, at most L + 1 rank values, and at least
-    about 5 expected ranks per bin (so the chi-square approximation holds); >= 2."""
-    return int(max(2, min(bins, num_draws + 1, num_simulations // 5)))
+    about 5 expected ranks per bin (so the chi-square approximation holds); >= 2. A count
+    that divides L + 1 (equal-width bins, as Talts et al. recommend) is preferred when one
+    lies within a factor 2 of that bound."""
+    target = int(max(2, min(bins, num_draws + 1, num_simulations // 5)))
+    for b in range(target, max(2, target // 2) - 1, -1):
+        if (num_draws + 1) % b == 0:
+            return b
+    return target
 
 
 def chi_square_test(ranks: np.ndarray, num_draws: int, bins: int) -> tuple[float, float]:
@@ -104,31 +110,31 @@ def ecdf_eval_ranks(num_draws: int, max_points: int = 100) -> np.ndarray:
     return np.unique(np.clip(cuts, 0, num_draws - 1))
 
 
-def _binom_logpmf(k: np.ndarray, n: np.ndarray, p: float) -> np.ndarray:
-    """log Binomial(k; n, p) with -inf outside 0 <= k <= n (vectorised, no SciPy rv overhead)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if p <= 0.0:
-            out = np.where(k == 0, 0.0, -np.inf)
-        elif p >= 1.0:
-            out = np.where(k == n, 0.0, -np.inf)
-        else:
-            out = (special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)
-                   + k * np.log(p) + (n - k) * np.log1p(-p))
-    return np.where((k >= 0) & (k <= n), out, -np.inf)
-
-
 def _prob_inside(num_sims: int, cdf: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
     """P(low_k <= C_k <= high_k for all k) where C_k = #{u_i <= cdf_k} of ``num_sims`` iid
     uniforms: the recursion of Säilynoja et al. (2022, sec. 2.2) over conditional binomials
     C_k - C_{k-1} | C_{k-1} ~ Binomial(N - C_{k-1}, (F_k - F_{k-1}) / (1 - F_{k-1}))."""
     counts = np.arange(num_sims + 1)
+    j = counts[:, None]  # count at the previous point
+    k = counts[None, :] - j  # new successes
+    n = num_sims - j  # remaining trials
+    valid = k >= 0  # k <= n always holds here
+    kk = np.where(valid, k, 0)
+    log_factorial = special.gammaln(counts + 1.0)
+    log_choose = np.where(valid, log_factorial[n] - log_factorial[kk] - log_factorial[n - kk],
+                          -np.inf)
     state = np.zeros(num_sims + 1)
     state[0] = 1.0
     previous = 0.0
     for f, lo, hi in zip(cdf, low, high):
         step = 0.0 if previous >= 1.0 else (f - previous) / (1.0 - previous)
-        j = counts[:, None]  # count at the previous point
-        transition = np.exp(_binom_logpmf(counts[None, :] - j, num_sims - j, step))
+        if step <= 0.0:
+            transition = (valid & (kk == 0)).astype(float)
+        elif step >= 1.0:
+            transition = (valid & (kk == n)).astype(float)
+        else:
+            with np.errstate(invalid="ignore"):
+                transition = np.exp(log_choose + kk * np.log(step) + (n - kk) * np.log1p(-step))
         state = state @ transition
         state[(counts < lo) | (counts > hi)] = 0.0
         previous = f
