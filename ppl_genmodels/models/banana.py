@@ -88,5 +88,7 @@ def engine_config(quick: bool = False) -> dict:
     if quick:
         return {"svi": {"num_steps": 200}, "rws": {"num_steps": 200},
                 "nuts": {"num_samples": 300, "warmup_steps": 300}}
+    # target_accept 0.95: at 0.8 the step size adapted to the wide body diverges in the
+    # curved tails (6% divergent, R-hat 1.4 in a 500/500 run); at 0.95, none.
     return {"svi": {"num_steps": 1500}, "rws": {"num_steps": 1500},
-            "nuts": {"num_samples": 500, "warmup_steps": 500}}
+            "nuts": {"num_samples": 1000, "warmup_steps": 1000, "target_accept_prob": 0.95}}
