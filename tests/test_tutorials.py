@@ -30,3 +30,13 @@ def test_image_models_tutorial_is_collected_and_stored_without_outputs():
     notebook = nbformat.read(path, as_version=4)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
+
+
+def test_diagnostics_tutorial_is_collected_and_stored_without_outputs():
+    # 02 (reading the verdicts: k-hat, NUTS warnings, RWS vs SVI, SBC, report.html) runs
+    # through test_tutorial_executes above in quick mode; outputs are never committed.
+    path = Path(__file__).resolve().parents[1] / "tutorials" / "02_reading_diagnostics.ipynb"
+    assert path in TUTORIALS
+    notebook = nbformat.read(path, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
