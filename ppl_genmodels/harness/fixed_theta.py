@@ -34,9 +34,11 @@ from torch import nn
 
 from .. import _arviz, diagnostics
 from ..infer import get_engine
-from ..io import atomic_path, write_text
+from ..io import atomic_path
 from ..posterior import Posterior
 from .compare import Comparison
+from .plots import _pyplot
+from .report import _save_figure
 
 __all__ = ["posterior_from_checkpoint", "LocalGaussianGuide", "LocalBernoulliGuide",
            "compare_fixed_theta", "FixedThetaComparison"]
@@ -172,15 +174,6 @@ class FixedThetaComparison:
         return self.comparison.save(directory, extra_sections=[("Gaps at fixed theta", text, figs)])
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _gap_figure(gaps: pd.DataFrame, path: Path) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -193,9 +186,7 @@ def _gap_figure(gaps: pd.DataFrame, path: Path) -> Path:
     ax.set_title("Inference gaps per image (Cremer et al. 2018)")
     ax.legend()
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    _save_figure(fig, path)
     return path
 
 
@@ -211,9 +202,7 @@ def _khat_figure(per_image: pd.DataFrame, path: Path) -> Path:
     ax.set_title("k-hat per data point (Yao et al. 2018: < 0.5 good, > 0.7 unreliable)")
     ax.legend()
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    _save_figure(fig, path)
     return path
 
 

@@ -7,22 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io import atomic_path
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    _pyplot().close(fig)
+from ..harness.plots import _pyplot
+from ..harness.report import _save_figure as _save
 
 
 def image_grid(images: np.ndarray, image_shape, rows: int, title: str, row_labels=None):
