@@ -22,20 +22,12 @@ def test_tutorial_executes(path, monkeypatch, tmp_path):
     assert any("image/png" in o.get("data", {}) for o in outputs)
 
 
-def test_image_models_tutorial_is_collected_and_stored_without_outputs():
-    # 03 (VAE and SBN on binarized MNIST, or digits where ../shared/data is absent) runs
-    # through test_tutorial_executes above in quick mode; outputs are never committed.
-    path = Path(__file__).resolve().parents[1] / "tutorials" / "03_image_models.ipynb"
-    assert path in TUTORIALS
-    notebook = nbformat.read(path, as_version=4)
-    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
-
-
-def test_diagnostics_tutorial_is_collected_and_stored_without_outputs():
-    # 02 (reading the verdicts: k-hat, NUTS warnings, RWS vs SVI, SBC, report.html) runs
-    # through test_tutorial_executes above in quick mode; outputs are never committed.
-    path = Path(__file__).resolve().parents[1] / "tutorials" / "02_reading_diagnostics.ipynb"
+@pytest.mark.parametrize("name", ["02_reading_diagnostics", "03_image_models"])
+def test_tutorial_is_collected_and_stored_without_outputs(name):
+    # 02 (reading the verdicts) and 03 (VAE and SBN on binarized MNIST, or digits where
+    # ../shared/data is absent) run through test_tutorial_executes above in quick mode;
+    # outputs are never committed.
+    path = Path(__file__).resolve().parents[1] / "tutorials" / f"{name}.ipynb"
     assert path in TUTORIALS
     notebook = nbformat.read(path, as_version=4)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]

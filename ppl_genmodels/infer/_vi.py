@@ -21,7 +21,7 @@ class VariationalEngine:
 
     Subclasses are dataclasses that provide ``name``, ``loss_names``,
     ``particles_per_step`` and ``_make_loss()``; those whose loss sums out sites marked
-    ``infer={'enumerate': 'parallel'}`` set ``supports_enumeration = True`` and override
+    ``infer={'enumerate': 'parallel'}`` set ``supports_enumeration = True`` and define
     ``_make_enum_loss(max_plate_nesting)``. After :meth:`run` the fitted private copy of
     the guide is ``self.guide_`` and its Pyro param-store state is ``self.param_state_``.
     """
@@ -43,10 +43,6 @@ class VariationalEngine:
             )
         if self.num_steps < 0 or self.num_draws < 1:
             raise ValueError(f"{self.name}: num_steps must be >= 0 and num_draws >= 1")
-
-    def _make_enum_loss(self, max_plate_nesting: int):
-        """The loss for a model with enumerated sites (only if ``supports_enumeration``)."""
-        raise NotImplementedError(f"{self.name} does not sum out enumerated sites")
 
     def _fit_model(self, model):
         """The model the loss sees (subclasses may hide sites it mishandles)."""
