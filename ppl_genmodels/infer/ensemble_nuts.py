@@ -1,0 +1,266 @@
+"""Ensemble NUTS: many chains of many posteriors in lockstep, one batched gradient per step.
+
+``EnsembleNUTS`` (engine name ``"nuts"``) samples B posteriors that share a Pyro model and
+differ in their data (SBC's simulated data sets, the images of a fixed-theta comparison) with
+K chains each, as one (B, K, D) ensemble: every leapfrog step evaluates the potential of all
+B x K chains in one call (:mod:`._potential`), trajectories follow Stan's multinomial NUTS
+with per-chain masks (:mod:`._nuts_kernel`), and each posterior gets Stan's windowed
+warm-up pooled over its K chains (:mod:`._adaptation`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+import pyro
+import torch
+from tqdm.auto import tqdm
+
+from ..posterior import Posterior
+from ._adaptation import DualAveraging, PooledVariance, adaptation_schedule, find_step_size
+from ._draws import deterministic_sites
+from ._nuts_kernel import compile_leaf, nuts_transition
+from ._potential import COMPILE, MODES, make_potential
+from .result import engine_attrs, make_inference_data
+
+__all__ = ["EnsembleNUTS", "STATS"]
+
+STATS = ("diverging", "energy", "tree_depth", "n_steps", "step_size", "acceptance_rate",
+         "lp", "idle_steps")
+"""Per-iteration statistics in ``sample_stats`` (ArviZ's names, plus ``idle_steps``)."""
+
+
+def check_nuts_sites(posterior: Posterior, who: str = "NUTS") -> None:
+    """:raises ValueError: the posterior has discrete latent sites not marked for
+    enumeration (Hamiltonian dynamics needs a gradient in every latent)."""
+    sites = posterior.validate()
+    not_enumerated = sorted(sites.discrete - set(sites.enumerated))
+    if not_enumerated:
+        raise ValueError(
+            f"{who} cannot sample discrete latent site(s) {not_enumerated}: Hamiltonian "
+            "dynamics needs the gradient of log p(x, z | theta) with respect to z, which a "
+            "discrete variable does not have. Mark the site infer={'enumerate': "
+            "'parallel'} (pyro.infer.config_enumerate) so Pyro sums it out, or use svi/rws."
+        )
+
+
+@dataclass(frozen=True)
+class EnsembleNUTS:
+    """The No-U-Turn sampler run as one batched ensemble of chains (and of posteriors).
+
+    Multinomial NUTS with the generalized no-U-turn criterion and Stan's extra sub-tree
+    checks (Betancourt 2017; Hoffman & Gelman 2014), advanced for all chains in lockstep
+    as TFP's ``NoUTurnSampler`` does (Lao et al. 2020); Stan's windowed adaptation of a
+    step size and a diagonal metric per posterior, pooled over its chains. The potential
+    is Pyro's (``initialize_model``'s transforms and Jacobians, enumerated discrete sites
+    summed out) evaluated with ``torch.func.vmap`` or inside a chains ``pyro.plate``.
+
+    :param num_samples: post-warm-up draws per chain.
+    :param warmup_steps: adaptation iterations (not returned).
+    :param num_chains: chains per posterior (many short chains are cheap: one batched
+        gradient serves them all).
+    :param target_accept_prob: dual-averaging target of the mean acceptance statistic.
+    :param max_tree_depth: maximum doublings per iteration.
+    :param max_delta_energy: H - H0 above which a transition is divergent (nats).
+    :param potential: ``"auto"``, ``"plate"``, ``"vmap"`` or ``"loop"``
+        (:func:`ppl_genmodels.infer._potential.make_potential`).
+    :param init_radius: initial points uniform in (-r, r) in unconstrained space (Stan's 2).
+    :param compile: how the batched potential runs: ``"fx"`` (recorded ATen graph, the
+        default), ``"inductor"`` (``torch.compile``: fastest per step, tens of seconds to
+        compile once) or ``"none"``.
+    :raises ValueError: from :meth:`validate`.
+
+    ``sample_stats`` (dims ``chain, draw``): ``diverging``, ``energy`` (H at the draw,
+    nats), ``tree_depth``, ``n_steps`` (gradients this chain needed), ``step_size``,
+    ``acceptance_rate``, ``lp`` (log density in unconstrained space, nats) and
+    ``idle_steps`` (gradients computed for this chain while it waited for the others).
+    ``attrs``: ``grad_evals`` (gradients the chains needed, warm-up included),
+    ``grad_evals_lockstep`` (computed), ``lockstep_waste`` (their idle fraction),
+    ``potential_mode``, ``potential_setup_s`` (building, recording and compiling the
+    potential, seconds; included in the wall time), ``wall_time_s`` (this posterior's share of the run, seconds),
+    ``batch_wall_time_s`` and ``num_posteriors``.
+    """
+
+    num_samples: int = 1000
+    warmup_steps: int = 1000
+    num_chains: int = 4
+    target_accept_prob: float = 0.8
+    max_tree_depth: int = 10
+    max_delta_energy: float = 1000.0
+    potential: str = "auto"
+    init_radius: float = 2.0
+    compile: str = "fx"
+
+    name = "nuts"
+
+    def validate(self, posterior: Posterior) -> None:
+        """:raises ValueError: before sampling: discrete latents not enumerated, counts
+        out of range, unknown potential mode."""
+        for key in ("num_samples", "num_chains", "max_tree_depth"):
+            value = getattr(self, key)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"NUTS: {key} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.warmup_steps, (int, np.integer)) or self.warmup_steps < 0:
+            raise ValueError(f"NUTS: warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
+        if not 0.0 < self.target_accept_prob < 1.0:
+            raise ValueError(f"NUTS: target_accept_prob must be in (0, 1), got {self.target_accept_prob}")
+        if self.potential not in MODES:
+            raise ValueError(f"NUTS: potential must be one of {MODES}, got {self.potential!r}")
+        if self.compile not in COMPILE:
+            raise ValueError(f"NUTS: compile must be one of {COMPILE}, got {self.compile!r}")
+        if not self.init_radius > 0:
+            raise ValueError(f"NUTS: init_radius must be > 0, got {self.init_radius}")
+        check_nuts_sites(posterior)
+
+    def run(self, posterior: Posterior, seed: int = 0, progress: bool = True):
+        """Sample one posterior: InferenceData with ``num_chains`` chains of ``num_samples``."""
+        return self.run_many([posterior], seed=seed, progress=progress)[0]
+
+    def run_many(self, posteriors: Sequence[Posterior], seed: int = 0, progress: bool = True):
+        """Sample B posteriors of one model in one batched run.
+
+        :param posteriors: B :class:`Posterior` objects with the same ``model`` and frozen
+            ``params`` and data of the same keys and shapes (e.g. one per image).
+        :returns: list of B InferenceData, in order, each as :meth:`run` returns it.
+        :raises ValueError: before sampling, when the posteriors do not share a model,
+            theta or data shapes, or any of them fails :meth:`validate`.
+        """
+        posteriors = list(posteriors)
+        if not posteriors:
+            raise ValueError("NUTS.run_many needs at least one posterior")
+        first = posteriors[0]
+        for i, p in enumerate(posteriors[1:], 1):
+            if p.model is not first.model:
+                raise ValueError(f"posterior {i} has a different model from posterior 0; "
+                                 "posteriors sampled together must share one model")
+            if p.params is not first.params:
+                raise ValueError(f"posterior {i} has different frozen params from posterior 0")
+        for p in posteriors:
+            self.validate(p)
+        start = time.perf_counter()
+        gen = torch.Generator().manual_seed(int(seed))
+        with first.session() as (model, _):
+            state = self._sample(model, [p.data for p in posteriors], gen, progress)
+            idatas = self._assemble(model, posteriors, state, seed)
+        wall = time.perf_counter() - start
+        for idata in idatas:
+            for group in ("posterior", "sample_stats"):
+                attrs = getattr(idata, group).attrs
+                attrs.update(wall_time_s=wall / len(posteriors), batch_wall_time_s=wall)
+            idata.attrs.update(wall_time_s=wall / len(posteriors), batch_wall_time_s=wall)
+        return idatas
+
+    # --- sampling ---------------------------------------------------------------------
+    def _initial_points(self, potential, B, K, D, dtype, gen):
+        q = (torch.rand(B, K, D, generator=gen, dtype=dtype) * 2 - 1) * self.init_radius
+        u, g = potential(q)
+        for _ in range(100):
+            bad = ~torch.isfinite(u)
+            if not bool(bad.any()):
+                return q, u, g
+            fresh = (torch.rand(B, K, D, generator=gen, dtype=dtype) * 2 - 1) * self.init_radius
+            q = torch.where(bad.unsqueeze(-1), fresh, q)
+            u, g = potential(q)
+        raise ValueError(
+            "NUTS found no initial point with a finite log density in 100 tries "
+            f"(uniform in (-{self.init_radius}, {self.init_radius}) unconstrained) for "
+            f"{int((~torch.isfinite(u)).sum())} chain(s)"
+        )
+
+    def _sample(self, model, datas, gen, progress):
+        B, K = len(datas), self.num_chains
+        setup = time.perf_counter()
+        potential, info = make_potential(model, datas, K, mode=self.potential, compile=self.compile)
+        D, dtype = potential.dim, potential.dtype
+        q, u, g = self._initial_points(potential, B, K, D, dtype, gen)
+        inv_mass = torch.ones(B, 1, D, dtype=dtype)
+        leaf_fn, leaf_mode = compile_leaf(potential, self.max_delta_energy, q, u, g, inv_mass,
+                                          self.compile if potential.compiled != "none" else "none")
+        setup = time.perf_counter() - setup
+        log_step = find_step_size(potential, q, u, g, inv_mass, torch.zeros(B, dtype=torch.float64), gen)
+        averaging = DualAveraging(log_step, self.target_accept_prob)
+        windows = adaptation_schedule(self.warmup_steps)
+        variance = PooledVariance((B, D), dtype)
+        W, S = self.warmup_steps, self.num_samples
+        draws = torch.empty(S, B, K, D, dtype=dtype)
+        stats = {k: [] for k in STATS}
+        warm_grads = torch.zeros(B, K, dtype=torch.long)
+        warm_idle = torch.zeros(B, K, dtype=torch.long)
+        warm_divergences = torch.zeros(B, K, dtype=torch.long)
+        step = averaging.log_step.exp()
+        bar = tqdm(total=W + S, desc=f"nuts {B}x{K} chains", disable=not progress, leave=False)
+        for it in range(W + S):
+            if it < W:
+                step = averaging.log_step.exp()
+            elif it == W and W > 0:
+                step = averaging.final_log_step.exp()
+            t = nuts_transition(potential, q, u, g, step.to(dtype).unsqueeze(-1), inv_mass, gen,
+                                self.max_tree_depth, self.max_delta_energy, leaf_fn)
+            q, u, g = t.z, t.potential, t.grad
+            if it < W:
+                warm_grads += t.n_steps
+                warm_idle += t.idle_steps
+                warm_divergences += t.diverging
+                averaging.update(t.acceptance_rate.to(torch.float64).mean(1))
+                for first_it, last_it in windows:
+                    if first_it <= it <= last_it:
+                        variance.update(q)
+                    if it == last_it:
+                        inv_mass = variance.inverse_mass()
+                        variance = PooledVariance((B, D), dtype)
+                        log_step = find_step_size(potential, q, u, g, inv_mass,
+                                                  averaging.log_step, gen)
+                        averaging.restart(log_step)
+            else:
+                s = it - W
+                draws[s] = q
+                row = {"diverging": t.diverging, "energy": t.energy, "tree_depth": t.tree_depth,
+                       "n_steps": t.n_steps, "step_size": step.to(dtype).unsqueeze(-1).expand(B, K),
+                       "acceptance_rate": t.acceptance_rate, "lp": -u, "idle_steps": t.idle_steps}
+                for key in STATS:
+                    stats[key].append(row[key])
+            bar.update(1)
+            if it % 20 == 0:
+                bar.set_postfix(depth=int(t.tree_depth.max()), step=f"{float(step.min()):.3g}")
+        bar.close()
+        stats = {k: torch.stack(v) if v else torch.empty(0, B, K) for k, v in stats.items()}
+        return {"potential": potential, "draws": draws, "stats": stats, "setup_s": setup,
+                "leaf_mode": leaf_mode,
+                "inv_mass": inv_mass, "warm_grads": warm_grads, "warm_idle": warm_idle,
+                "warm_divergences": warm_divergences}
+
+    # --- results ----------------------------------------------------------------------
+    def _assemble(self, model, posteriors, state, seed):
+        potential = state["potential"]
+        draws, stats = state["draws"], state["stats"]
+        S, B, K = draws.shape[:3]
+        out = []
+        for b, posterior in enumerate(posteriors):
+            sites = posterior.validate()
+            constrained = potential.constrain(draws[:, b].transpose(0, 1))  # (K, S, ...)
+            flat = {k: v.reshape(K * S, *v.shape[2:]).detach() for k, v in constrained.items()}
+            with torch.no_grad():
+                extra = deterministic_sites(model, flat, posterior.data, sites)
+            values = {k: v.detach().cpu().numpy() for k, v in constrained.items()}
+            values.update({k: v.reshape(K, S, *v.shape[1:]) for k, v in extra.items()})
+            sample_stats = {k: stats[k][:, b].transpose(0, 1).cpu().numpy() for k in STATS}
+            sample_stats["diverging"] = sample_stats["diverging"].astype(bool)
+            useful = int(state["warm_grads"][b].sum() + stats["n_steps"][:, b].sum())
+            idle = int(state["warm_idle"][b].sum() + stats["idle_steps"][:, b].sum())
+            attrs = engine_attrs(self.name, asdict(self), seed, 0.0, useful, posterior)
+            attrs.update(
+                grad_evals_lockstep=useful + idle,
+                lockstep_waste=idle / max(useful + idle, 1),
+                potential_mode=potential.mode,
+                potential_compiled=state["leaf_mode"],
+                warmup_divergences=int(state["warm_divergences"][b].sum()),
+                num_posteriors=B,
+                potential_setup_s=state["setup_s"],
+            )
+            idata = make_inference_data(posterior, values, sample_stats, attrs)
+            out.append(idata)
+        return out

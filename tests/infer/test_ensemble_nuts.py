@@ -1,0 +1,313 @@
+"""Ensemble NUTS (``ppl_genmodels.infer.EnsembleNUTS``): correctness, table-driven.
+
+Tolerances come from Monte Carlo error: moments within 4 MCSE (ArviZ's, from bulk ESS);
+exact-stationarity checks with N iid chains use the standard errors of the mean (1/sqrt N)
+and variance (sqrt(2/N)) of a Gaussian, at 4.5 sigma; SBC uses the ECDF test at alpha = 0.01.
+Every test is seeded; each statistical check has a negative control that must fail.
+"""
+
+import math
+
+import numpy as np
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+from scipy import stats
+
+from helpers import regression_data
+from ppl_genmodels import Posterior
+from ppl_genmodels.diagnostics import flat_draws, parameter_summary
+from ppl_genmodels.infer import _nuts_kernel
+from ppl_genmodels.infer._nuts_kernel import leapfrog, nuts_transition
+from ppl_genmodels.infer.ensemble_nuts import EnsembleNUTS
+from ppl_genmodels.models import get_model
+from ppl_genmodels.models.normal_normal import closed_form
+from ppl_genmodels.sbc.stats import ecdf_test, rank_of
+
+
+# --- closed-form Gaussian targets --------------------------------------------------------
+def _iid(scales):
+    scales = torch.as_tensor(scales, dtype=torch.float32)
+
+    def model():
+        pyro.sample("z", dist.Normal(torch.zeros_like(scales), scales).to_event(1))
+
+    return model, np.zeros(len(scales)), scales.numpy().astype(np.float64)
+
+
+def _correlated(rho=0.95, scale=(1.0, 3.0)):
+    cov = torch.tensor([[scale[0] ** 2, rho * scale[0] * scale[1]],
+                        [rho * scale[0] * scale[1], scale[1] ** 2]])
+    loc = torch.tensor([1.0, -2.0])
+
+    def model():
+        pyro.sample("z", dist.MultivariateNormal(loc, cov))
+
+    return model, loc.numpy(), np.sqrt(np.diag(cov.numpy()))
+
+
+GAUSSIANS = [
+    pytest.param(_iid([1.0, 1.0]), id="isotropic-2d"),
+    pytest.param(_correlated(), id="correlated-0.95"),
+    pytest.param(_iid(np.ones(100)), id="isotropic-100d"),
+    pytest.param(_iid(np.logspace(-2, 2, 6)), id="badly-scaled-1e-2..1e2"),
+]
+
+
+@pytest.mark.parametrize("target", GAUSSIANS)
+def test_gaussian_moments(target):
+    model, mean, sd = target
+    posterior = Posterior(model, None, {})
+    idata = EnsembleNUTS(num_samples=300, warmup_steps=300, num_chains=8).run(posterior, seed=1, progress=False)
+    summary = parameter_summary(idata)
+    for i in range(len(mean)):
+        row = summary.loc[f"z[{i}]"]
+        assert abs(row["mean"] - mean[i]) < 4 * row["mcse_mean"], (i, row)
+        assert abs(row["sd"] - sd[i]) < 4 * row["mcse_sd"], (i, row)
+    assert summary["r_hat"].max() < 1.02
+    assert not idata.sample_stats["diverging"].values.any()
+
+
+# --- leapfrog and the transition kernel on exact targets ------------------------------------
+def _gaussian_potential(scales):
+    precision = 1.0 / scales ** 2
+
+    def potential(q):
+        return 0.5 * (q * q * precision).sum(-1), q * precision
+
+    return potential
+
+
+def test_leapfrog_is_reversible():
+    potential = _gaussian_potential(torch.tensor([1.7], dtype=torch.float64))
+    z = torch.tensor([[[0.3]]], dtype=torch.float64)
+    r = torch.tensor([[[-1.1]]], dtype=torch.float64)
+    u, g = potential(z)
+    inv_mass = torch.tensor([[[0.8]]], dtype=torch.float64)
+    step = torch.tensor([[[0.37]]], dtype=torch.float64)
+    z1, r1, g1 = z, r, g
+    for _ in range(25):
+        z1, r1, g1, u1 = leapfrog(potential, z1, r1, g1, step, inv_mass)
+    for _ in range(25):
+        z1, r1, g1, u1 = leapfrog(potential, z1, r1, g1, -step, inv_mass)
+    assert torch.allclose(z1, z, atol=1e-12) and torch.allclose(r1, r, atol=1e-12)
+
+
+def _stationarity(step_size, inv_mass_value, num_chains=20000, num_steps=3, seed=0):
+    """Start N chains at exact draws of N(0, diag(s^2)); after NUTS transitions with a
+    fixed step and metric they must still be exact draws (detailed balance of the tree)."""
+    scales = torch.tensor([1.0, 2.5], dtype=torch.float64)
+    potential = _gaussian_potential(scales)
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(1, num_chains, 2, generator=gen, dtype=torch.float64) * scales
+    u, g = potential(z)
+    inv_mass = torch.full((1, 1, 2), inv_mass_value, dtype=torch.float64)
+    step = torch.full((1, 1), step_size, dtype=torch.float64)
+    depths = []
+    for _ in range(num_steps):
+        t = nuts_transition(potential, z, u, g, step, inv_mass, gen, max_tree_depth=8)
+        z, u, g = t.z, t.potential, t.grad
+        depths.append(t.tree_depth)
+    x = (z[0] / scales).numpy()
+    return x, torch.cat(depths).float().mean().item()
+
+
+@pytest.mark.parametrize("step_size,inv_mass", [(0.9, 1.0), (0.25, 1.0), (0.6, 4.0)])
+def test_transition_keeps_the_target_exactly(step_size, inv_mass):
+    x, mean_depth = _stationarity(step_size, inv_mass)
+    n = x.shape[0]
+    assert mean_depth > 1.5  # trees of several doublings were built and merged
+    assert np.abs(x.mean(0)).max() < 4.5 / math.sqrt(n)
+    assert np.abs(x.var(0) - 1).max() < 4.5 * math.sqrt(2 / n)
+    assert min(stats.kstest(x[:, j], "norm").pvalue for j in range(2)) > 1e-3
+
+
+def test_broken_energy_fails_stationarity(monkeypatch):
+    """Negative control: weights from a kinetic energy that ignores the metric."""
+    monkeypatch.setattr(_nuts_kernel, "kinetic_energy", lambda r, inv_mass: 0.5 * (r * r).sum(-1))
+    x, _ = _stationarity(0.6, 4.0)
+    n = x.shape[0]
+    assert np.abs(x.var(0) - 1).max() > 10 * math.sqrt(2 / n)
+
+
+# --- models as users write them -------------------------------------------------------------
+def _matmul_model(X, y):
+    beta = pyro.sample("beta", dist.Normal(torch.zeros(X.shape[1]), 2.0).to_event(1))
+    with pyro.plate("data", X.shape[0]):
+        pyro.sample("y", dist.Normal(X @ beta, 0.5), obs=y)
+
+
+def _indexing_model(x, y):
+    b = pyro.sample("b", dist.Normal(torch.zeros(2), 2.0).to_event(1))
+    with pyro.plate("data", x.shape[0]):
+        pyro.sample("y", dist.Normal(b[0] + b[1] * x, 0.5), obs=y)
+
+
+def _linear_gaussian_posterior(X, y, prior_sd=2.0, noise=0.5):
+    precision = X.T @ X / noise ** 2 + np.eye(X.shape[1]) / prior_sd ** 2
+    cov = np.linalg.inv(precision)
+    return cov @ X.T @ y / noise ** 2, np.sqrt(np.diag(cov))
+
+
+@pytest.mark.parametrize("which", ["matmul", "indexing"])
+def test_models_that_do_not_broadcast_use_vmap(which):
+    data = regression_data(n=30, seed=3)
+    x, y = data["x"], data["y"]
+    X = torch.stack([torch.ones_like(x), x], -1)
+    if which == "matmul":
+        posterior, site = Posterior(_matmul_model, None, {"X": X, "y": y}), "beta"
+    else:
+        posterior, site = Posterior(_indexing_model, None, {"x": x, "y": y}), "b"
+    idata = EnsembleNUTS(num_samples=300, warmup_steps=300, num_chains=6).run(posterior, seed=0, progress=False)
+    assert idata.attrs["potential_mode"] == "vmap"  # the chains plate would mix chains
+    mean, sd = _linear_gaussian_posterior(X.double().numpy(), y.double().numpy())
+    summary = parameter_summary(idata)
+    for i in range(2):
+        row = summary.loc[f"{site}[{i}]"]
+        assert abs(row["mean"] - mean[i]) < 4 * row["mcse_mean"], row
+        assert abs(row["sd"] - sd[i]) < 4 * row["mcse_sd"], row
+
+
+def test_models_that_broadcast_use_the_chains_plate():
+    posterior = get_model("eight_schools").posterior()
+    idata = EnsembleNUTS(num_samples=50, warmup_steps=50, num_chains=4).run(posterior, seed=0, progress=False)
+    assert idata.attrs["potential_mode"] == "plate"
+    assert set(idata.posterior.data_vars) >= {"mu", "tau", "theta_trans", "theta"}
+
+
+def test_enumerated_discrete_sites_are_summed_out():
+    spec = get_model("enum_mixture")
+    posterior = spec.posterior(quick=True)
+    idata = EnsembleNUTS(num_samples=200, warmup_steps=200, num_chains=4).run(posterior, seed=0, progress=False)
+    reference = spec.reference(posterior)
+    summary = parameter_summary(idata)
+    for name, ref_mean in reference.mean.items():
+        if name in summary.index:
+            tol = 5 * math.hypot(summary.loc[name, "mcse_mean"], reference.mcse_mean.get(name, 0.0))
+            assert abs(summary.loc[name, "mean"] - ref_mean) < tol + 0.02 * reference.sd[name], name
+
+
+def test_same_seed_same_draws_other_seed_other_draws():
+    posterior = get_model("normal_normal").posterior()
+    engine = EnsembleNUTS(num_samples=30, warmup_steps=30, num_chains=3)
+    a, b, c = (engine.run(posterior, seed=s, progress=False) for s in (5, 5, 6))
+    assert np.array_equal(a.posterior["loc"].values, b.posterior["loc"].values)
+    assert not np.array_equal(a.posterior["loc"].values, c.posterior["loc"].values)
+
+
+def test_many_posteriors_in_one_run_each_get_their_own_posterior():
+    spec = get_model("normal_normal")
+    base = spec.posterior()
+    shifts = [0.0, 3.0, -5.0]
+    posteriors = [Posterior(base.model, None, {"x": base.data["x"] + s}) for s in shifts]
+    idatas = EnsembleNUTS(num_samples=300, warmup_steps=200, num_chains=4).run_many(
+        posteriors, seed=0, progress=False)
+    assert len(idatas) == 3
+    for posterior, idata in zip(posteriors, idatas):
+        mean, sd = closed_form(posterior.data["x"])
+        summary = parameter_summary(idata)
+        for i in range(2):
+            row = summary.loc[f"loc[{i}]"]
+            assert abs(row["mean"] - mean[i]) < 4 * row["mcse_mean"], row
+            assert abs(row["sd"] - sd[i]) < 4 * row["mcse_sd"], row
+        assert idata.attrs["num_posteriors"] == 3
+
+
+def test_funnel_still_warns():
+    from ppl_genmodels.diagnostics import engine_warnings
+
+    posterior = get_model("neals_funnel").posterior()
+    idata = EnsembleNUTS(num_samples=200, warmup_steps=200, num_chains=4, max_tree_depth=8).run(
+        posterior, seed=0, progress=False)
+    warnings = engine_warnings(idata)
+    assert any("diverg" in w or "E-BFMI" in w for w in warnings), warnings
+
+
+@pytest.mark.parametrize("bad,message", [
+    ({"num_samples": 0}, "num_samples"),
+    ({"num_chains": 1.5}, "num_chains"),
+    ({"warmup_steps": -1}, "warmup_steps"),
+    ({"target_accept_prob": 1.0}, "target_accept_prob"),
+    ({"potential": "magic"}, "potential"),
+    ({"compile": "jit"}, "compile"),
+])
+def test_bad_settings_are_named_before_sampling(bad, message):
+    posterior = get_model("normal_normal").posterior()
+    with pytest.raises(ValueError, match=message):
+        EnsembleNUTS(**bad).run(posterior, progress=False)
+
+
+def test_posteriors_of_different_models_are_refused():
+    a = get_model("normal_normal").posterior()
+    b = Posterior(_matmul_model, None, {"X": torch.ones(3, 2), "y": torch.zeros(3)})
+    with pytest.raises(ValueError, match="model"):
+        EnsembleNUTS().run_many([a, b], progress=False)
+
+
+# --- simulation-based calibration, batched over simulations --------------------------------
+def _sbc_ranks(model_name, num_simulations, num_draws, engine, seed=0):
+    """Ranks of prior draws among thinned NUTS draws of the posteriors of their simulated
+    data, all simulations in one ensemble run."""
+    from pyro.infer import Predictive
+
+    base = get_model(model_name).posterior()
+    sites = base.validate()
+    obs = list(sites.observed)
+    key = {"normal_normal": {"x": "x"}, "eight_schools": {"y": "y"}}[model_name]
+    torch.manual_seed(seed)
+    unconditioned = pyro.poutine.uncondition(base.model)
+    prior = Predictive(unconditioned, num_samples=num_simulations)(**base.data)
+    names = [n for n in sites.latent] + [n for n in sites.deterministic]
+    posteriors = []
+    for i in range(num_simulations):
+        data = dict(base.data)
+        for site in obs:
+            data[key[site]] = prior[site][i].reshape(base.data[key[site]].shape)
+        posteriors.append(Posterior(base.model, None, data))
+    idatas = engine.run_many(posteriors, seed=seed, progress=False)
+    rng = np.random.default_rng(seed)
+    ranks = []
+    for i, idata in enumerate(idatas):
+        draws = flat_draws(idata)
+        labels = sorted(draws)
+        flat = np.stack([draws[k] for k in labels], -1).reshape(-1, len(labels))
+        step = max(1, flat.shape[0] // num_draws)
+        selected = flat[::step][:num_draws]
+        truth = {}
+        for name in names:
+            value = prior[name][i].reshape(sites.latent.get(name, sites.deterministic.get(name)))
+            value = value.double().numpy()
+            if value.ndim == 0:
+                truth[name] = float(value)
+            for idx in np.ndindex(*value.shape) if value.ndim else ():
+                truth[f"{name}[{', '.join(map(str, idx))}]"] = float(value[idx])
+        ranks.append(rank_of(np.array([truth[k] for k in labels]), selected, rng))
+    return np.stack(ranks), num_draws
+
+
+def _min_ecdf_p(ranks, num_draws):
+    return min(ecdf_test(ranks[:, j], num_draws)[1] for j in range(ranks.shape[1]))
+
+
+SBC_CASES = [
+    pytest.param("normal_normal", 100, EnsembleNUTS(num_samples=100, warmup_steps=150, num_chains=4),
+                 id="normal_normal"),
+    pytest.param("eight_schools", 100, EnsembleNUTS(num_samples=100, warmup_steps=200, num_chains=4,
+                                                    target_accept_prob=0.9, max_tree_depth=8),
+                 id="eight_schools"),
+]
+
+
+@pytest.mark.parametrize("model_name,num_simulations,engine", SBC_CASES)
+def test_sbc_passes(model_name, num_simulations, engine):
+    ranks, num_draws = _sbc_ranks(model_name, num_simulations, 49, engine)
+    p = _min_ecdf_p(ranks, num_draws)
+    assert p > 0.01 / ranks.shape[1], p  # Bonferroni over parameters
+
+
+def test_sbc_fails_for_a_broken_sampler(monkeypatch):
+    monkeypatch.setattr(_nuts_kernel, "kinetic_energy", lambda r, inv_mass: 0.5 * (r * r).sum(-1))
+    engine = EnsembleNUTS(num_samples=100, warmup_steps=150, num_chains=4)
+    ranks, num_draws = _sbc_ranks("normal_normal", 100, 49, engine)
+    assert _min_ecdf_p(ranks, num_draws) < 1e-4
