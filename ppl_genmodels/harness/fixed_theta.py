@@ -232,13 +232,13 @@ def compare_fixed_theta(run_dir, num_images: int = 4, seed: int = 0, num_samples
     if continuous:
         plan.append(("nuts", posterior))
     before = posterior.theta()
-    idata, engines = {}, {}
+    results, engines = {}, {}
     for name, target in plan:
-        engine = get_engine(name, **config.get(name, {}))
-        idata[name] = engine.run(target, seed=seed, progress=progress)
-        engines[name] = engine
+        engines[name] = get_engine(name, **config.get(name, {}))
+        results[name] = engines[name].run(target, seed=seed, progress=progress)
         posterior.check_theta_unchanged(before, name)
-    guides = {"amortized": run.guide, "svi": engines["svi"].guide_, "rws": engines["rws"].guide_}
+    idata = {name: result.idata for name, result in results.items()}
+    guides = {"amortized": run.guide, "svi": results["svi"].guide, "rws": results["rws"].guide}
     frames = []
     for name, guide in guides.items():
         frame = _per_image(run.model.model, guide, x, num_samples, seed).assign(guide=name)
@@ -263,5 +263,5 @@ def compare_fixed_theta(run_dir, num_images: int = 4, seed: int = 0, num_samples
     if not continuous:
         note += (" NUTS is absent: the sigmoid belief net's latents are binary, and Hamiltonian "
                  "Monte Carlo needs a differentiable density over continuous latents.")
-    comparison = Comparison(posterior.name, idata, reference=None, engines=engines)
+    comparison = Comparison(posterior.name, idata, reference=None, engines=engines, results=results)
     return FixedThetaComparison(comparison, per_image, gaps, num_samples, note, run)

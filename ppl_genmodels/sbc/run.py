@@ -23,6 +23,7 @@ Two paths:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import logging
@@ -430,9 +431,8 @@ def _train_guide(posterior: Posterior, train_engine: str, config: dict, seed: in
             owner.load_state_dict(saved["state_dict"])
             guide = owner if isinstance(guide, torch.nn.Module) else getattr(owner, guide.__name__)
         return guide, saved["param_state"]
-    engine = get_engine(train_engine, **config)
-    engine.run(posterior, seed=seed, progress=progress)
-    guide, param_state = engine.guide_, engine.param_state_
+    trained = get_engine(train_engine, **config).run(posterior, seed=seed, progress=progress)
+    guide, param_state = trained.guide, trained.param_state
     if path is not None:
         owner = guide if isinstance(guide, torch.nn.Module) else getattr(guide, "__self__", None)
         state = owner.state_dict() if isinstance(owner, torch.nn.Module) else {}
@@ -529,8 +529,7 @@ def sbc(
         checkpoint folder holding a run with other settings.
     :raises RuntimeError: an engine run failed (message names the simulation and seed).
     """
-    from ..infer import Amortized, get_engine
-    from ..infer._vi import VariationalEngine
+    from ..infer import GuideEngine, get_engine
 
     if not isinstance(num_simulations, (int, np.integer)) or num_simulations < 10:
         raise ValueError(f"num_simulations must be an int >= 10, got {num_simulations!r}")
@@ -594,12 +593,11 @@ def sbc(
         cfg.update(engine_config or {})
         runner = get_engine(engine, **cfg) if isinstance(engine, str) else get_engine(engine)
         # Engines whose draws are iid from an approximation q: no thinning, VSBC applies.
-        variational = isinstance(runner, (VariationalEngine, Amortized))
+        variational = isinstance(runner, GuideEngine)
         if variational:
-            runner.num_draws = num_draws
+            runner = dataclasses.replace(runner, num_draws=num_draws)
             cfg["num_draws"] = num_draws
-        if callable(getattr(runner, "validate", None)):
-            runner.validate(posterior)
+        runner.validate(posterior)
         total = getattr(runner, "num_samples", None)
         if total is not None and not variational:
             total *= getattr(runner, "num_chains", 1)
@@ -701,7 +699,7 @@ def _progress(indices, bar):
 def _one_simulation(posterior, keys, rankable, names, index, seed, num_draws, thin, runner,
                     trained, variational):
     """One SBC step: simulate, infer, rank. :returns: (ranks (P,), theta (P,), stats)."""
-    from ..infer._draws import guide_draws
+    from ..infer import guide_draws
 
     sim_seed, infer_seed = _seeds_for(seed, index)
     start = time.perf_counter()
@@ -725,7 +723,7 @@ def _one_simulation(posterior, keys, rankable, names, index, seed, num_draws, th
         else:
             simulated = Posterior(posterior.model, posterior.guide, data, posterior.params,
                                   name=posterior.name)
-            idata = runner.run(simulated, seed=infer_seed, progress=False)
+            idata = runner.run(simulated, seed=infer_seed, progress=False).idata
             draws, extra = _engine_draws(idata, names, num_draws, thin, variational)
     except (RuntimeError, ValueError) as exc:
         raise RuntimeError(f"SBC simulation {index} (seed {sim_seed}) failed: "

@@ -55,7 +55,7 @@ def test_theta_unchanged_and_engines_isolated():
         assert torch.equal(v, guide_before[k]), k  # the user's guide was never trained
     assert set(pyro.get_param_store().keys()) == {"user_param"}
     assert pyro.param("user_param").item() == 1.5
-    svi_guide, rws_guide = result.engines["svi"].guide_, result.engines["rws"].guide_
+    svi_guide, rws_guide = result.results["svi"].guide, result.results["rws"].guide
     assert svi_guide is not rws_guide and svi_guide is not encoder
     shared = {p.data_ptr() for p in svi_guide.parameters()} & {p.data_ptr() for p in rws_guide.parameters()}
     assert not shared
@@ -79,9 +79,9 @@ def test_theta_in_param_store_mapping_is_frozen():
     w = torch.tensor([2.0, -1.0, 0.5])
     posterior = Posterior(model, guide, {"x": torch.randn(5, 3)}, params={"w": w})
     svi = SVI(num_steps=100, num_draws=10)
-    compare(posterior, engines=(svi,), progress=False)
-    assert torch.equal(svi.param_state_["w"], w)  # the model saw theta and left it alone
-    assert not torch.equal(svi.param_state_["z_loc"], torch.zeros(5))  # the guide learned
+    param_state = compare(posterior, engines=(svi,), progress=False).results["svi"].param_state
+    assert torch.equal(param_state["w"], w)  # the model saw theta and left it alone
+    assert not torch.equal(param_state["z_loc"], torch.zeros(5))  # the guide learned
 
 
 def test_engine_that_changes_theta_is_caught():
