@@ -40,6 +40,7 @@ class Comparison:
     results: dict[str, EngineResult] = field(default_factory=dict)
 
     _summaries: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _table: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     def summary(self, engine: str) -> pd.DataFrame:
         """:func:`ppl_genmodels.diagnostics.parameter_summary` of one engine's result,
@@ -113,8 +114,27 @@ class Comparison:
         ref = self.reference
         return ref is not None and set(ref.mean) <= set(ref.mcse_mean)
 
+    def _inputs(self) -> tuple:
+        """What the tables are computed from: the engine names with their result objects,
+        and the reference (held, so compared by identity without id reuse)."""
+        return tuple(self.idata.items()), self.reference
+
     @property
     def table(self) -> pd.DataFrame:
+        """:meth:`parameter_table`, computed once and recomputed only when an entry of
+        ``idata`` or ``reference`` is replaced (changes made inside an InferenceData in
+        place are not seen; assign a new one). Do not modify the returned frame."""
+        inputs = self._inputs()
+        if self._table is not None:
+            (items, reference), cached = self._table
+            if (reference is inputs[1] and len(items) == len(inputs[0])
+                    and all(a[0] == b[0] and a[1] is b[1] for a, b in zip(items, inputs[0]))):
+                return cached
+        table = self.parameter_table()
+        self._table = (inputs, table)
+        return table
+
+    def parameter_table(self) -> pd.DataFrame:
         """One row per (engine, parameter): ``mean``, ``sd``, ``mcse_mean``, ``mcse_sd``,
         ``ess_bulk``, ``ess_tail``, ``r_hat`` (``az.summary``) and, against the baseline,
         ``std_mean_error`` = |mean - ref_mean| / ref_sd, ``sd_ratio``, ``wasserstein``.

@@ -9,6 +9,7 @@ from harness_data import QUICK
 from helpers import (TinyDecoder, TinyEncoder, regression_data, regression_guide,
                      regression_model, tiny_model_factory)
 from ppl_genmodels import Posterior, compare
+from ppl_genmodels.harness import Comparison
 from ppl_genmodels.infer import NUTS, RWS, SVI
 
 
@@ -60,6 +61,16 @@ def test_theta_unchanged_and_engines_isolated():
     shared = {p.data_ptr() for p in svi_guide.parameters()} & {p.data_ptr() for p in rws_guide.parameters()}
     assert not shared
     assert not torch.equal(svi_guide.net.weight, rws_guide.net.weight)  # each trained its own
+
+
+def test_table_is_cached_until_a_result_is_replaced(regression_comparison):
+    comparison = Comparison(regression_comparison.posterior_name, dict(regression_comparison.idata))
+    table = comparison.table
+    assert comparison.table is table  # not recomputed on a second access
+    comparison.idata["svi_again"] = comparison.idata["svi"].copy()
+    recomputed = comparison.table
+    assert recomputed is not table and "svi_again" in recomputed.index.get_level_values("engine")
+    assert comparison.table is recomputed
 
 
 def test_theta_in_param_store_mapping_is_frozen():
