@@ -31,7 +31,10 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # the contract needs no import of Pyro at run time
+    from ..posterior import Posterior
 
 __all__ = ["Engine", "GuideEngine", "EngineResult", "UserEngine"]
 
@@ -61,11 +64,12 @@ class Engine(Protocol):
 
     name: str
 
-    def validate(self, posterior) -> None:
+    def validate(self, posterior: Posterior) -> None:
         """:raises ValueError: the engine cannot run on ``posterior`` as configured."""
 
-    def run(self, posterior, seed: int, *, progress: bool = True) -> EngineResult:
-        """Draw from p(z | x, theta) of ``posterior``; :returns: :class:`EngineResult`."""
+    def run(self, posterior: Posterior, seed: int, *, progress: bool = True) -> EngineResult:
+        """Draw from p(z | x, theta) of ``posterior`` (``seed``: the run's only source of
+        randomness; ``progress``: show a progress bar). :returns: :class:`EngineResult`."""
 
 
 @runtime_checkable

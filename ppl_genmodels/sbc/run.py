@@ -197,7 +197,8 @@ def _assemble(batches: dict[int, dict], names: list[str], num_draws: int, plan: 
 
     def cat(key):
         # batches written before the rename hold the simulated values as "theta_true"
-        return np.concatenate([b[key if key in b else "theta_true"] for b in ordered])[:num_simulations]
+        keys = [key if key in b or key != "true_values" else "theta_true" for b in ordered]
+        return np.concatenate([b[k] for b, k in zip(ordered, keys)])[:num_simulations]
 
     sim_stats = pd.DataFrame({k: cat(k) for k in SIM_STATS})
     sim_stats["under_thinned"] = sim_stats["under_thinned"].astype(bool)
