@@ -224,7 +224,8 @@ def _cached(path: Path, engine: Engine, seed: int):
     attrs = diagnostics.run_attrs(idata)
     settings = engine.engine if isinstance(engine, UserEngine) else engine
     same = attrs.get("seed") == seed and (
-        not is_dataclass(settings) or attrs.get("config") == {f.name: getattr(settings, f.name) for f in fields(settings)}
+        not is_dataclass(settings)
+        or attrs.get("config") == {f.name: getattr(settings, f.name) for f in fields(settings)}
     )
     if not same:
         log.warning("%s holds a run with another config or seed; running again", path)

@@ -93,7 +93,8 @@ class UserEngine:
 
     def __init__(self, engine: Any):
         if not (hasattr(engine, "name") and callable(getattr(engine, "run", None))):
-            raise ValueError(f"an engine needs a `name` and a `run(posterior, seed)` method: {engine!r}")
+            raise ValueError(
+                f"an engine needs a `name` and a `run(posterior, seed)` method: {engine!r}")
         self.engine = engine
         self.name = str(engine.name)
         self._validate = getattr(engine, "validate", None)

@@ -104,7 +104,8 @@ class _RecordingNUTS(PyroNUTS):
             n_steps=self.num_grad_evals - evals_before,
             step_size=float(self.step_size),
             # Pyro keeps only a running mean; invert its update (clip rounding error).
-            acceptance_rate=min(max(mean_before + n * (self._mean_accept_prob - mean_before), 0.0), 1.0),
+            acceptance_rate=min(
+                max(mean_before + n * (self._mean_accept_prob - mean_before), 0.0), 1.0),
             lp=-float(self._potential_energy_last),
         ))
         return z

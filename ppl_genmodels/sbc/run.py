@@ -37,7 +37,8 @@ from tqdm.auto import tqdm
 from ..posterior import Posterior
 from . import simulate
 from . import stats as sbc_stats
-from .checkpoint import data_hash, prepare_checkpoint, read_batches, seeds_for, train_guide, write_batch
+from .checkpoint import (data_hash, prepare_checkpoint, read_batches, seeds_for, train_guide,
+                         write_batch)
 from .draws import amortized_draws, engine_draws, flat_values
 from .plan import (AMORTIZED, Plan, amortized_plan, check_counts, check_engine_arguments,
                    refit_plan, resolve_posterior, sites_to_rank)
@@ -74,8 +75,8 @@ def sbc(
     For i = 1..N: z_i ~ p(z) and x_i ~ p(x | z_i) from the posterior's model with its
     observed sites unconditioned (covariates kept), inference on x_i, and the rank of each
     scalar of z_i (``SBCResult.true_values``) among L posterior draws. Deterministic sites
-    (e.g. eight schools' theta) are ranked too. VI draws are iid and used as they are; MCMC draws are
-    thinned by ESS (see ``thin``).
+    (e.g. eight schools' theta) are ranked too. VI draws are iid and used as they are; MCMC
+    draws are thinned by ESS (see ``thin``).
 
     :param model_name_or_factory: a built-in model name (its ``posterior(quick, seed)`` and
         engine budgets are used) or a zero-argument callable returning a
