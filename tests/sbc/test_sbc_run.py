@@ -4,7 +4,7 @@ Power (why N=100, L=99 suffice): with q = exact posterior with half its sd, the 
 value's fractional rank is Phi(2 Z), so 16% of ranks fall in each outer 2.5% tail instead
 of 2.5%; the ECDF test's p-value is then ~1e-7 at N=100 (measured), far below the 0.025
 Bonferroni level. A mean shift of half a posterior sd moves the mean of
-P_q(theta < theta_true) to ~0.35, which the VSBC KS test flags at p ~ 1e-5.
+P_q(z < z_true) to ~0.35, which the VSBC KS test flags at p ~ 1e-5.
 """
 
 import math
