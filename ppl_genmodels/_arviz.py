@@ -32,14 +32,36 @@ class _SingleChainFilter(logging.Filter):
 for _logger in {logging.getLogger("arviz"), getattr(az, "_log", None)} - {None}:
     _logger.addFilter(_SingleChainFilter())
 
+from arviz.labels import BaseLabeller  # noqa: E402
+from arviz.sel_utils import xarray_var_iter  # noqa: E402
+
 InferenceData = az.InferenceData
 from_dict = az.from_dict
+dict_to_dataset = az.dict_to_dataset
 from_netcdf = az.from_netcdf
 summary = az.summary
 ess = az.ess
 rhat = az.rhat
 mcse = az.mcse
 bfmi = az.bfmi
+
+
+def flat_values(dataset, sample_dims=("chain", "draw")) -> dict[str, np.ndarray]:
+    """Every scalar component of the variables of ``dataset``, labelled as ``az.summary``
+    labels its rows.
+
+    :param dataset: an ``xarray.Dataset`` such as ``idata.posterior``.
+    :param sample_dims: the dims kept in each array.
+    :returns: label -> float64 array of dims ``sample_dims`` (e.g. ``"theta[3]"``,
+        ``"z[1, 0]"``), in the variables' order, last index fastest. Source:
+        ``arviz.sel_utils.xarray_var_iter`` and ``arviz.labels.BaseLabeller.make_label_flat``.
+    """
+    labeller = BaseLabeller()
+    return {
+        labeller.make_label_flat(var, sel, isel): np.asarray(values, dtype=np.float64)
+        for var, sel, isel, values in xarray_var_iter(dataset, skip_dims=set(sample_dims),
+                                                      combined=True)
+    }
 
 
 def psislw(log_weights: np.ndarray):

@@ -9,6 +9,7 @@ from scipy import integrate, stats
 from ppl_genmodels import _arviz
 from ppl_genmodels._arviz import az
 from ppl_genmodels.diagnostics import (e_bfmi, engine_warnings, importance_diagnostics,
+                                       importance_summary,
                                        mcmc_diagnostics, mcmc_warnings, psis_moments,
                                        reference_distances, tree_depth_saturation, verdict,
                                        vi_warnings)
@@ -31,6 +32,23 @@ def test_importance_diagnostics_underdispersed_guide_has_large_k_hat():
     assert d["k_hat"] > 0.7
     assert d["log_evidence"] < 0.0 + 4 * d["log_evidence_se"] + 0.05  # log Z = 0
     assert d["elbo"] < d["log_evidence"]
+
+
+def test_importance_summary_per_column_matches_direct_formulas():
+    lw = np.random.default_rng(3).normal(-5, 0.7, size=(400, 3))  # (S, B)
+    bounds = importance_summary(lw, axis=0)
+    w = np.exp(lw)
+    np.testing.assert_allclose(bounds["log_evidence"], np.log(w.mean(0)), rtol=1e-12)
+    np.testing.assert_allclose(bounds["log_evidence_se"], w.std(0, ddof=1) / (20 * w.mean(0)),
+                               rtol=1e-10)
+    np.testing.assert_allclose(bounds["elbo"], lw.mean(0))
+    np.testing.assert_allclose(bounds["elbo_se"], lw.std(0, ddof=1) / 20)
+    for column in range(3):  # the 1-d summary of one column is the same
+        one = importance_summary(lw[:, column])
+        assert one["log_evidence"] == pytest.approx(bounds["log_evidence"][column], rel=1e-12)
+    single = importance_summary(np.array([[-1.0, -2.0]]))  # S = 1: bound = the weight, no SE
+    np.testing.assert_array_equal(single["log_evidence"], [-1.0, -2.0])
+    assert np.isnan(single["log_evidence_se"]).all() and np.isnan(single["elbo_se"]).all()
 
 
 def test_log_evidence_matches_direct_formula():

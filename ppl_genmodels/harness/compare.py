@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -12,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .. import diagnostics
-from ..infer import get_engine
+from ..infer import Engine, EngineResult, UserEngine, get_engine
 from ..io import load_netcdf, save_netcdf
 from ..posterior import Posterior
 from ..reference import Reference
@@ -28,15 +27,20 @@ class Comparison:
 
     :ivar idata: engine name -> ``arviz.InferenceData``.
     :ivar reference: the reference posterior, or ``None`` (distances are then to NUTS).
-    :ivar engines: engine name -> the engine object (VI engines keep ``guide_``).
+    :ivar engines: engine name -> the engine (:class:`~ppl_genmodels.infer.Engine`) that ran.
+    :ivar results: engine name -> its :class:`~ppl_genmodels.infer.EngineResult` (VI: the
+        fitted ``guide`` and ``param_state``); ``guide`` is ``None`` for a result reused
+        from ``checkpoint_dir``.
     """
 
     posterior_name: str
     idata: dict[str, Any]
     reference: Reference | None = None
-    engines: dict[str, Any] = field(default_factory=dict)
+    engines: dict[str, Engine] = field(default_factory=dict)
+    results: dict[str, EngineResult] = field(default_factory=dict)
 
     _summaries: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _table: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     def summary(self, engine: str) -> pd.DataFrame:
         """:func:`ppl_genmodels.diagnostics.parameter_summary` of one engine's result,
@@ -110,8 +114,27 @@ class Comparison:
         ref = self.reference
         return ref is not None and set(ref.mean) <= set(ref.mcse_mean)
 
+    def _inputs(self) -> tuple:
+        """What the tables are computed from: the engine names with their result objects,
+        and the reference (held, so compared by identity without id reuse)."""
+        return tuple(self.idata.items()), self.reference
+
     @property
     def table(self) -> pd.DataFrame:
+        """:meth:`parameter_table`, computed once and recomputed only when an entry of
+        ``idata`` or ``reference`` is replaced (changes made inside an InferenceData in
+        place are not seen; assign a new one). Do not modify the returned frame."""
+        inputs = self._inputs()
+        if self._table is not None:
+            (items, reference), cached = self._table
+            if (reference is inputs[1] and len(items) == len(inputs[0])
+                    and all(a[0] == b[0] and a[1] is b[1] for a, b in zip(items, inputs[0]))):
+                return cached
+        table = self.parameter_table()
+        self._table = (inputs, table)
+        return table
+
+    def parameter_table(self) -> pd.DataFrame:
         """One row per (engine, parameter): ``mean``, ``sd``, ``mcse_mean``, ``mcse_sd``,
         ``ess_bulk``, ``ess_tail``, ``r_hat`` (``az.summary``) and, against the baseline,
         ``std_mean_error`` = |mean - ref_mean| / ref_sd, ``sd_ratio``, ``wasserstein``.
@@ -179,7 +202,7 @@ def _has_log_weight(idata) -> bool:
     return "sample_stats" in idata.groups() and "log_weight" in idata.sample_stats
 
 
-def _resolve(engines, engine_config: Mapping[str, Mapping] | None) -> dict[str, Any]:
+def _resolve(engines, engine_config: Mapping[str, Mapping] | None) -> dict[str, Engine]:
     resolved = {}
     for spec in engines:
         engine = get_engine(spec, **dict((engine_config or {}).get(spec, {}))) \
@@ -192,21 +215,17 @@ def _resolve(engines, engine_config: Mapping[str, Mapping] | None) -> dict[str, 
     return resolved
 
 
-def _run(engine, posterior: Posterior, seed: int, progress: bool):
-    if "progress" in inspect.signature(engine.run).parameters:
-        return engine.run(posterior, seed, progress=progress)
-    return engine.run(posterior, seed)
-
-
-def _cached(path: Path, engine, seed: int):
-    """A finished run saved by an earlier, interrupted comparison, if its config matches."""
+def _cached(path: Path, engine: Engine, seed: int):
+    """A finished run saved by an earlier, interrupted comparison, if its config matches
+    (an engine's config is its dataclass fields; other engines are matched on the seed)."""
     if not path.exists():
         return None
     idata = load_netcdf(path)
     attrs = diagnostics.run_attrs(idata)
-    config = getattr(engine, "__dataclass_fields__", None)
+    settings = engine.engine if isinstance(engine, UserEngine) else engine
     same = attrs.get("seed") == seed and (
-        config is None or attrs.get("config") == {k: getattr(engine, k) for k in config}
+        not is_dataclass(settings)
+        or attrs.get("config") == {f.name: getattr(settings, f.name) for f in fields(settings)}
     )
     if not same:
         log.warning("%s holds a run with another config or seed; running again", path)
@@ -232,7 +251,8 @@ def compare(
 
     :param posterior: the target p(z | x, theta).
     :param engines: built-in names (``"svi"``, ``"rws"``, ``"nuts"``) and/or engine objects
-        (anything with ``name`` and ``run(posterior, seed) -> InferenceData``).
+        (:class:`~ppl_genmodels.infer.Engine`, or anything with ``name`` and
+        ``run(posterior, seed) -> InferenceData``, adapted by ``get_engine``).
     :param seed: seed given to every engine.
     :param reference: reference posterior; without one, distances are to NUTS.
     :param engine_config: name -> keyword arguments for built-in engines given by name.
@@ -249,17 +269,18 @@ def compare(
     resolved = _resolve(engines, engine_config)
     posterior.validate()
     for engine in resolved.values():
-        if callable(getattr(engine, "validate", None)):
-            engine.validate(posterior)
+        engine.validate(posterior)
     before = posterior.theta()
     results = {}
     for name, engine in resolved.items():
         path = Path(checkpoint_dir) / f"{name}.nc" if checkpoint_dir else None
         idata = _cached(path, engine, seed) if path and resume else None
         if idata is None:
-            idata = _run(engine, posterior, seed, progress)
+            results[name] = engine.run(posterior, seed, progress=progress)
             posterior.check_theta_unchanged(before, f"engine {name!r}")
             if path:
-                save_netcdf(idata, path)
-        results[name] = idata
-    return Comparison(posterior.name, results, reference, resolved)
+                save_netcdf(results[name].idata, path)
+        else:
+            results[name] = EngineResult(idata)
+    idata = {name: result.idata for name, result in results.items()}
+    return Comparison(posterior.name, idata, reference, resolved, results)

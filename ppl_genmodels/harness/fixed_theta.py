@@ -22,7 +22,6 @@ latent dimensions of |E_q z - E_NUTS z| / sd_NUTS(z).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -112,15 +111,11 @@ def _per_image(model, guide, x, num_samples: int, seed: int) -> pd.DataFrame:
     with pyro.get_param_store().scope(), torch.random.fork_rng():
         torch.manual_seed(seed)
         lw = per_image_log_weights(model, guide, x, num_samples).numpy()  # (S, B)
-    rows = []
-    for i in range(lw.shape[1]):
-        w = lw[:, i]
-        iw = float(np.logaddexp.reduce(w) - math.log(len(w)))
-        ww = np.exp(w - w.max())
-        rows.append({"image": i, "elbo": float(w.mean()), "iw_bound": iw,
-                     "iw_bound_se": float(ww.std(ddof=1) / (math.sqrt(len(w)) * ww.mean())),
-                     "k_hat": float(_arviz.psislw(w)[1])})
-    return pd.DataFrame(rows)
+    bounds = diagnostics.importance_summary(lw, axis=0)
+    return pd.DataFrame({"image": np.arange(lw.shape[1]), "elbo": bounds["elbo"],
+                         "iw_bound": bounds["log_evidence"],
+                         "iw_bound_se": bounds["log_evidence_se"],
+                         "k_hat": [float(_arviz.psislw(lw[:, i])[1]) for i in range(lw.shape[1])]})
 
 
 def _mean_errors(idata, nuts, site: str) -> np.ndarray:
@@ -232,13 +227,13 @@ def compare_fixed_theta(run_dir, num_images: int = 4, seed: int = 0, num_samples
     if continuous:
         plan.append(("nuts", posterior))
     before = posterior.theta()
-    idata, engines = {}, {}
+    results, engines = {}, {}
     for name, target in plan:
-        engine = get_engine(name, **config.get(name, {}))
-        idata[name] = engine.run(target, seed=seed, progress=progress)
-        engines[name] = engine
+        engines[name] = get_engine(name, **config.get(name, {}))
+        results[name] = engines[name].run(target, seed=seed, progress=progress)
         posterior.check_theta_unchanged(before, name)
-    guides = {"amortized": run.guide, "svi": engines["svi"].guide_, "rws": engines["rws"].guide_}
+    idata = {name: result.idata for name, result in results.items()}
+    guides = {"amortized": run.guide, "svi": results["svi"].guide, "rws": results["rws"].guide}
     frames = []
     for name, guide in guides.items():
         frame = _per_image(run.model.model, guide, x, num_samples, seed).assign(guide=name)
@@ -263,5 +258,5 @@ def compare_fixed_theta(run_dir, num_images: int = 4, seed: int = 0, num_samples
     if not continuous:
         note += (" NUTS is absent: the sigmoid belief net's latents are binary, and Hamiltonian "
                  "Monte Carlo needs a differentiable density over continuous latents.")
-    comparison = Comparison(posterior.name, idata, reference=None, engines=engines)
+    comparison = Comparison(posterior.name, idata, reference=None, engines=engines, results=results)
     return FixedThetaComparison(comparison, per_image, gaps, num_samples, note, run)

@@ -2,9 +2,9 @@
 and a self-contained ``report.html`` (figures embedded as base64 data URIs, inline CSS, no
 scripts), so the report opens in a browser from a single file with no server.
 
-Both reports are rendered from one list of sections, so they hold the same content: the
-verdict per engine first, then the warnings, the tables, the figures, any caller-supplied
-sections, the run configurations and the reference.
+The report is rendered once, as Markdown, and converted to HTML with ``mistune``, so both
+hold the same content: the verdict per engine first, then the warnings, the tables, the
+figures, any caller-supplied sections, the run configurations and the reference.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import base64
 import html
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
-import numpy as np
 import pandas as pd
 
 from .. import diagnostics
@@ -237,59 +237,67 @@ def _render_markdown(title: str, sections: list[Section], directory: Path) -> st
     return "\n".join(lines)
 
 
-def _markdown_to_html(text: str) -> str:
+def _html_renderer(directory: Path):
+    """A ``mistune.HTMLRenderer`` for a report's Markdown: images become embedded
+    ``<figure>`` elements (PNG read from ``directory``, as a data URI), pipe tables get a
+    scrolling wrapper and plain cells (CSS aligns them), and the verdict list
+    (``- **engine: verdict** — because``) becomes a table with coloured badges."""
     import mistune
 
-    # escape=True: raw HTML in the text is shown, not interpreted
-    return mistune.create_markdown(escape=True, plugins=["table"])(text)
+    class Renderer(mistune.HTMLRenderer):
+        def image(self, text, url, title=None):
+            caption = re.sub(r"<[^>]+>", "", text)  # alt text, already escaped by mistune
+            return (f'<figure><img alt="{caption}" src="{_png_data_uri(directory / url)}">'
+                    f"<figcaption>{caption}</figcaption></figure>")
+
+        def paragraph(self, text):
+            return text + "\n" if text.startswith("<figure>") else super().paragraph(text)
+
+        def table(self, text):
+            return f'<div class="scroll"><table>\n{text}</table></div>\n'
+
+        def table_cell(self, text, align=None, head=False):
+            tag = "th" if head else "td"
+            return f"<{tag}>{text}</{tag}>\n"
+
+        def list_item(self, text):
+            match = _VERDICT_ITEM.match(text.strip())
+            if match is None:
+                return super().list_item(text)
+            name, label, because = match.groups()
+            colour = VERDICT_COLOURS.get(label, "#57606a")
+            return (f'<tr><td class="text"><b>{name}</b></td><td class="text">'
+                    f'<span class="badge" style="background:{colour}">{label}</span></td>'
+                    f'<td class="text">{because}</td></tr>\n')
+
+        def list(self, text, ordered, **attrs):
+            if not text.startswith("<tr>"):
+                return super().list(text, ordered, **attrs)
+            return ('<table class="verdicts"><thead><tr><th class="text">engine</th>'
+                    '<th class="text">verdict</th><th class="text">because</th></tr>'
+                    f"</thead><tbody>\n{text}</tbody></table>\n")
+
+    return Renderer(escape=True)  # raw HTML in the text is shown, not interpreted
 
 
-def _table_html(table: pd.DataFrame) -> str:
-    def fmt(v):
-        return f"{v:.4g}" if isinstance(v, (float, np.floating)) else str(v)
+_VERDICT_ITEM = re.compile(r"^<strong>(.+?): (" + "|".join(VERDICT_COLOURS) + r")</strong> — (.*)$",
+                           re.S)
 
-    return '<div class="scroll">' + table.to_html(
-        index=False, border=0, na_rep="", float_format=fmt, escape=True) + "</div>"
+
+def _markdown_to_html(text: str, directory: Path) -> str:
+    """The report's Markdown as a self-contained HTML page (``mistune`` with its table
+    plugin); the first line (``# title``) also gives the page title."""
+    import mistune
+
+    title = text.splitlines()[0].lstrip("# ").strip()
+    body = mistune.create_markdown(renderer=_html_renderer(directory), plugins=["table"])(text)
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+            + body + "\n</body>\n</html>\n")
 
 
 def _png_data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
-
-
-def _render_html(title: str, sections: list[Section]) -> str:
-    esc = html.escape
-    body = [f"<h1>{esc(title)}</h1>"]
-    for heading, blocks in sections:
-        body.append(f"<h2>{esc(heading)}</h2>")
-        for block in blocks:
-            kind = block[0]
-            if kind == "md":
-                body.append(_markdown_to_html(block[1]))
-            elif kind == "table":
-                body.append(_table_html(block[1]))
-            elif kind == "verdicts":
-                rows = "".join(
-                    f'<tr><td class="text"><b>{esc(str(name))}</b></td><td class="text">'
-                    f'<span class="badge" style="background:'
-                    f'{VERDICT_COLOURS.get(row.verdict, "#57606a")}">{esc(row.verdict)}</span>'
-                    f'</td><td class="text">{esc(row.because)}</td></tr>'
-                    for name, row in block[1].iterrows())
-                body.append('<table class="verdicts"><thead><tr><th class="text">engine</th>'
-                            '<th class="text">verdict</th><th class="text">because</th></tr>'
-                            f"</thead><tbody>{rows}</tbody></table>")
-            elif kind == "warnings":
-                for name, messages in block[1].items():
-                    body.append(f"<p><b>{esc(str(name))}</b>: {'none' if not messages else ''}</p>")
-                    if messages:
-                        body.append('<ul class="warnings">'
-                                    + "".join(f"<li>{esc(m)}</li>" for m in messages) + "</ul>")
-            elif kind == "figure":
-                caption = esc(block[2])
-                body.append(f'<figure><img alt="{caption}" src="{_png_data_uri(block[1])}">'
-                            f"<figcaption>{caption}</figcaption></figure>")
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>{esc(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-            + "\n".join(body) + "\n</body>\n</html>\n")
 
 
 def write_report(comparison, directory: str | Path, figures: bool = True,
@@ -330,6 +338,7 @@ def write_report(comparison, directory: str | Path, figures: bool = True,
     sections = _sections(comparison, params, engines, made, extra, directory)
     title = f"Posterior comparison: {comparison.posterior_name}"
     report = directory / "report.md"
-    write_text(report, _render_markdown(title, sections, directory))
-    write_text(directory / "report.html", _render_html(title, sections))
+    text = _render_markdown(title, sections, directory)
+    write_text(report, text)
+    write_text(directory / "report.html", _markdown_to_html(text, directory))
     return report

@@ -1,26 +1,34 @@
-"""Inference engines: thin wrappers over Pyro, each ``run(posterior, seed) -> InferenceData``.
+"""Inference engines: thin wrappers over Pyro, each ``run(posterior, seed) -> EngineResult``.
 
+The contract (:class:`Engine`, :class:`EngineResult`) is in :mod:`ppl_genmodels.infer.base`.
 A user engine is any object with a ``name`` and ``run(posterior, seed)`` returning an
-``arviz.InferenceData``; an optional ``validate(posterior)`` is called before any engine
-of a comparison starts.
+``arviz.InferenceData`` (optional ``validate(posterior)``); :func:`get_engine` adapts it.
+:func:`guide_draws` and :func:`deterministic_sites` are the draw helpers the engines share,
+public for the SBC driver.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ._draws import deterministic_sites, guide_draws
 from .amortized import Amortized
+from .base import Engine, EngineResult, GuideEngine, UserEngine
 from .nuts import NUTS
 from .rws import RWS
 from .svi import SVI
 
 ENGINES = {"svi": SVI, "rws": RWS, "nuts": NUTS, "amortized": Amortized}
 
-__all__ = ["SVI", "RWS", "NUTS", "Amortized", "ENGINES", "get_engine"]
+__all__ = ["SVI", "RWS", "NUTS", "Amortized", "ENGINES", "get_engine", "Engine",
+           "EngineResult", "GuideEngine", "UserEngine", "guide_draws", "deterministic_sites"]
 
 
-def get_engine(spec: Any, **config):
-    """An engine from a name (``"svi"``, ``"rws"``, ``"nuts"``, ``"amortized"``) and config, or a user engine.
+def get_engine(spec: Any, **config) -> Engine:
+    """An engine from a name (``"svi"``, ``"rws"``, ``"nuts"``, ``"amortized"``) and config,
+    or from an object. Built-in engine objects (and :class:`UserEngine`) are returned as
+    they are; any other object is wrapped once in :class:`UserEngine`, the one place where
+    a user engine is adapted to the :class:`Engine` contract.
 
     :raises ValueError: unknown name, or an object without ``name`` and ``run``.
     """
@@ -28,6 +36,6 @@ def get_engine(spec: Any, **config):
         if spec not in ENGINES:
             raise ValueError(f"unknown engine {spec!r}; built-in engines are {sorted(ENGINES)}")
         return ENGINES[spec](**config)
-    if not (hasattr(spec, "name") and callable(getattr(spec, "run", None))):
-        raise ValueError(f"an engine needs a `name` and a `run(posterior, seed)` method: {spec!r}")
-    return spec
+    if isinstance(spec, (UserEngine, *ENGINES.values())):
+        return spec
+    return UserEngine(spec)

@@ -158,6 +158,11 @@ def _sequential(model, guide, data, names, num_draws, sites):
     return {k: np.stack(v) for k, v in values.items()}, np.asarray(log_weights)
 
 
+def param_store_state() -> dict[str, torch.Tensor]:
+    """A detached copy of every entry of Pyro's current param store (name -> tensor)."""
+    return {k: v.detach().clone() for k, v in pyro.get_param_store().items()}
+
+
 def deterministic_sites(
     model: Callable,
     samples: Mapping[str, torch.Tensor],

@@ -8,11 +8,11 @@ from dataclasses import asdict
 import numpy as np
 import pyro
 import pyro.optim
-import torch
 from tqdm.auto import tqdm
 
 from ..posterior import Posterior
-from ._draws import guide_draws
+from ._draws import guide_draws, param_store_state
+from .base import EngineResult
 from .result import engine_attrs, make_inference_data
 
 
@@ -22,8 +22,9 @@ class VariationalEngine:
     Subclasses are dataclasses that provide ``name``, ``loss_names``,
     ``particles_per_step`` and ``_make_loss()``; those whose loss sums out sites marked
     ``infer={'enumerate': 'parallel'}`` set ``supports_enumeration = True`` and define
-    ``_make_enum_loss(max_plate_nesting)``. After :meth:`run` the fitted private copy of
-    the guide is ``self.guide_`` and its Pyro param-store state is ``self.param_state_``.
+    ``_make_enum_loss(max_plate_nesting)``. :meth:`run` returns the fitted private copy of
+    the guide and its Pyro param-store state in the :class:`~.base.EngineResult`; the
+    engine itself is not changed by a run.
     """
 
     name = "vi"
@@ -53,10 +54,11 @@ class VariationalEngine:
         lrd = 0.1 ** (1.0 / max(self.num_steps, 1))
         return pyro.optim.ClippedAdam({"lr": self.lr, "lrd": lrd, "clip_norm": 10.0})
 
-    def run(self, posterior: Posterior, seed: int = 0, progress: bool = True):
+    def run(self, posterior: Posterior, seed: int = 0, *, progress: bool = True) -> EngineResult:
         """Fit the guide for ``num_steps`` steps, then draw ``num_draws`` times from it.
 
-        :returns: InferenceData with one chain (see :mod:`ppl_genmodels.infer.result`).
+        :returns: :class:`~.base.EngineResult`: InferenceData with one chain (see
+            :mod:`ppl_genmodels.infer.result`), the fitted guide and its param-store state.
         :raises ValueError: as :meth:`validate`.
         """
         self.validate(posterior)
@@ -76,18 +78,16 @@ class VariationalEngine:
                 if step % 50 == 0:
                     bar.set_postfix({n: f"{v:.4g}" for n, v in zip(self.loss_names, losses[step])})
             values, log_weights = guide_draws(model, guide, posterior.data, sites, self.num_draws)
-            self.guide_ = guide
-            self.param_state_ = {
-                k: v.detach().clone() for k, v in pyro.get_param_store().items()
-            }
+            param_state = param_store_state()
         wall = time.perf_counter() - start
         attrs = engine_attrs(
             self.name, asdict(self), seed, wall, self.num_steps * self.particles_per_step, posterior
         )
-        return make_inference_data(
+        idata = make_inference_data(
             posterior,
             draws={k: v[None] for k, v in values.items()},
             sample_stats={"log_weight": log_weights[None]},
             attrs=attrs,
             step_stats={n: losses[:, i] for i, n in enumerate(self.loss_names)},
         )
+        return EngineResult(idata, guide=guide, param_state=param_state)

@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass
 import pyro
 
 from ..posterior import Posterior
-from ._draws import guide_draws
+from ._draws import guide_draws, param_store_state
+from .base import EngineResult
 from .result import engine_attrs, make_inference_data
 
 
@@ -38,15 +39,17 @@ class Amortized:
         if self.num_draws < 1:
             raise ValueError(f"amortized: num_draws must be >= 1, got {self.num_draws}")
 
-    def run(self, posterior: Posterior, seed: int = 0, progress: bool = True):
-        """:returns: InferenceData with one chain of ``num_draws`` iid guide draws."""
+    def run(self, posterior: Posterior, seed: int = 0, *, progress: bool = True) -> EngineResult:
+        """:returns: :class:`~.base.EngineResult`: InferenceData with one chain of
+            ``num_draws`` iid guide draws, the guide (a private copy) and the param-store state."""
         self.validate(posterior)
         sites = posterior.validate()
         pyro.set_rng_seed(seed)
         start = time.perf_counter()
         with posterior.session() as (model, guide):
             values, log_weights = guide_draws(model, guide, posterior.data, sites, self.num_draws)
-            self.guide_ = guide
+            param_state = param_store_state()
         attrs = engine_attrs(self.name, asdict(self), seed, time.perf_counter() - start, 0, posterior)
-        return make_inference_data(posterior, draws={k: v[None] for k, v in values.items()},
-                                   sample_stats={"log_weight": log_weights[None]}, attrs=attrs)
+        idata = make_inference_data(posterior, draws={k: v[None] for k, v in values.items()},
+                                    sample_stats={"log_weight": log_weights[None]}, attrs=attrs)
+        return EngineResult(idata, guide=guide, param_state=param_state)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pyro
@@ -15,6 +16,7 @@ from pyro.poutine.messenger import Messenger
 
 from ..posterior import Posterior
 from ._draws import deterministic_sites
+from .base import EngineResult
 from .result import engine_attrs, make_inference_data
 
 
@@ -27,6 +29,31 @@ class _Tape(Messenger):
 
     def _pyro_post_sample(self, msg):
         self.values.setdefault(msg["name"], msg["value"])
+
+
+class IterationStats(NamedTuple):
+    """The statistics of one NUTS iteration, named as ArviZ's ``sample_stats`` schema names
+    them (the fields become the ``sample_stats`` variables of a :class:`NUTS` result)."""
+
+    diverging: bool  # the trajectory diverged
+    energy: float  # Hamiltonian at the start of the iteration (nats)
+    tree_depth: int  # tree doublings
+    n_steps: int  # gradient evaluations (leapfrog steps)
+    step_size: float  # leapfrog step size (unconstrained units)
+    acceptance_rate: float  # mean Metropolis acceptance probability over the trajectory
+    lp: float  # log density at the new point, unconstrained space (nats)
+
+
+_STAT_DTYPES = {"diverging": bool, "tree_depth": np.int64, "n_steps": np.int64}
+
+
+def stack_stats(chains: list[list[IterationStats]]) -> dict[str, np.ndarray]:
+    """Per-chain lists of :class:`IterationStats` -> name -> ``(chain, draw)`` array."""
+    return {
+        name: np.asarray([[getattr(r, name) for r in chain] for chain in chains],
+                         dtype=_STAT_DTYPES.get(name, np.float64))
+        for name in IterationStats._fields
+    }
 
 
 class _RecordingNUTS(PyroNUTS):
@@ -70,22 +97,20 @@ class _RecordingNUTS(PyroNUTS):
         }
         energy = potential + self._kinetic_energy(r_unscaled) if r_unscaled else potential
         n = self._t - self._warmup_steps if self._t > self._warmup_steps else self._t
-        self.records.append(
-            (
-                len(self._divergences) > divergences_before,
-                float(energy),
-                sum(name.startswith(f"direction_t={t}_") for name in nodes),
-                self.num_grad_evals - evals_before,
-                float(self.step_size),
-                # Pyro keeps only a running mean; invert its update (clip rounding error).
-                min(max(mean_before + n * (self._mean_accept_prob - mean_before), 0.0), 1.0),
-                -float(self._potential_energy_last),
-            )
-        )
+        self.records.append(IterationStats(
+            diverging=len(self._divergences) > divergences_before,
+            energy=float(energy),
+            tree_depth=sum(name.startswith(f"direction_t={t}_") for name in nodes),
+            n_steps=self.num_grad_evals - evals_before,
+            step_size=float(self.step_size),
+            # Pyro keeps only a running mean; invert its update (clip rounding error).
+            acceptance_rate=min(
+                max(mean_before + n * (self._mean_accept_prob - mean_before), 0.0), 1.0),
+            lp=-float(self._potential_energy_last),
+        ))
         return z
 
 
-_STATS = ("diverging", "energy", "tree_depth", "n_steps", "step_size", "acceptance_rate", "lp")
 
 
 @dataclass
@@ -135,10 +160,11 @@ class NUTS:
         if min(self.num_samples, self.num_chains) < 1 or self.warmup_steps < 0:
             raise ValueError("NUTS: num_samples and num_chains must be >= 1, warmup_steps >= 0")
 
-    def run(self, posterior: Posterior, seed: int = 0, progress: bool = True):
+    def run(self, posterior: Posterior, seed: int = 0, *, progress: bool = True) -> EngineResult:
         """Run ``num_chains`` chains and return their draws as InferenceData.
 
-        :returns: InferenceData with ``num_chains`` chains of ``num_samples`` draws.
+        :returns: :class:`~.base.EngineResult` whose InferenceData has ``num_chains``
+            chains of ``num_samples`` draws (no guide).
         """
         self.validate(posterior)
         sites = posterior.validate()
@@ -165,16 +191,9 @@ class NUTS:
                      deterministic_sites(model, draws, posterior.data, sites).items()}
                 )
                 samples.append({k: v.cpu().numpy() for k, v in draws.items()})
-                records = np.array(kernel.records[-self.num_samples:], dtype=np.float64)
-                stats.append(records)
+                stats.append(kernel.records[-self.num_samples:])
                 grad_evals += kernel.num_grad_evals
         wall = time.perf_counter() - start
-        sample_stats = {
-            name: np.stack([s[:, i] for s in stats]) for i, name in enumerate(_STATS)
-        }
-        sample_stats["diverging"] = sample_stats["diverging"].astype(bool)
-        sample_stats["tree_depth"] = sample_stats["tree_depth"].astype(np.int64)
-        sample_stats["n_steps"] = sample_stats["n_steps"].astype(np.int64)
         draws = {k: np.stack([s[k] for s in samples]) for k in samples[0]}
         attrs = engine_attrs(self.name, asdict(self), seed, wall, grad_evals, posterior)
-        return make_inference_data(posterior, draws, sample_stats, attrs)
+        return EngineResult(make_inference_data(posterior, draws, stack_stats(stats), attrs))

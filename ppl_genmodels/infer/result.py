@@ -1,4 +1,5 @@
-"""The one result type: an ``arviz.InferenceData`` with the same layout for every engine.
+"""The layout of ``EngineResult.idata`` (:mod:`.base`): an ``arviz.InferenceData`` with the
+same layout for every engine.
 
 Groups:
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..diagnostics import importance_summary
 from .objectives import log_weights
 
 __all__ = ["LogLikelihood", "log_likelihood", "per_image_log_weights"]
@@ -27,7 +28,8 @@ class LogLikelihood:
 
     :ivar per_image: ``(N,)`` log-mean-exp of the S log weights of each image.
     :ivar per_image_se: ``(N,)`` Monte Carlo standard error of each (delta method:
-        sd(w) / (sqrt(S) mean(w))).
+        sd(w) / (sqrt(S) mean(w)); NaN for S = 1). Both from
+        :func:`ppl_genmodels.diagnostics.importance_summary`.
     :ivar elbo_per_image: ``(N,)`` mean log weight (the ELBO estimate) of each image.
     :ivar num_samples: S.
     """
@@ -108,14 +110,11 @@ def log_likelihood(model, guide, data, num_samples: int = 5000, batch_size: int 
         if not torch.isfinite(lw).all():
             raise ValueError("non-finite log weights: the guide proposes latents with zero "
                              "density under the model")
-        lme = torch.logsumexp(lw, 0) - math.log(num_samples)
-        w = torch.exp(lw - lw.max(0).values)
-        ll.append(lme)
-        se.append(w.std(0, unbiased=True) / (math.sqrt(num_samples) * w.mean(0))
-                  if num_samples > 1 else torch.full_like(lme, float("nan")))
-        elbo.append(lw.mean(0))
-    return LogLikelihood(torch.cat(ll).numpy(), torch.cat(se).numpy(), torch.cat(elbo).numpy(),
-                         num_samples)
+        bounds = importance_summary(lw.numpy(), axis=0)
+        ll.append(bounds["log_evidence"])
+        se.append(bounds["log_evidence_se"])
+        elbo.append(bounds["elbo"])
+    return LogLikelihood(np.concatenate(ll), np.concatenate(se), np.concatenate(elbo), num_samples)
 
 
 def evaluate_run(run_dir, num_samples: int = 5000, num_test: int | None = 1000,

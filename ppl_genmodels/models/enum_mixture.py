@@ -29,6 +29,7 @@ import pyro.distributions as dist
 import torch
 from pyro.distributions.transforms import OrderedTransform
 from pyro.ops.indexing import Vindex
+from scipy.special import logsumexp
 from torch import nn
 
 from ..posterior import Posterior
@@ -112,8 +113,7 @@ def _log_posterior(points: np.ndarray, y: np.ndarray) -> np.ndarray:
     log_w = np.log(np.asarray(WEIGHTS))
     comp = (log_w - 0.5 * ((y[:, None, None] - points[None]) / SCALE) ** 2
             - math.log(SCALE * math.sqrt(2 * math.pi)))  # (N, M, K)
-    top = comp.max(-1, keepdims=True)
-    log_lik = (np.log(np.exp(comp - top).sum(-1)) + top[..., 0]).sum(0)
+    log_lik = logsumexp(comp, axis=-1).sum(0)
     log_prior = (-0.5 * ((points - PRIOR_LOC) / PRIOR_SCALE) ** 2).sum(-1)
     ordered = np.all(np.diff(points, axis=-1) > 0, axis=-1)
     return np.where(ordered, log_lik + log_prior, -np.inf)

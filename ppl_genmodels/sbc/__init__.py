@@ -3,11 +3,18 @@
 ``sbc(model, engine)`` -> :class:`SBCResult` (ranks, uniformity tests, verdict);
 ``vsbc(result)`` -> the VSBC symmetry table; plots in :mod:`ppl_genmodels.sbc.plots`;
 ``write_report(result, folder)`` writes ranks, tests, plots and ``sbc.md``.
+
+Modules by job: :mod:`.run` (the ``sbc()`` driver and its batches), :mod:`.plan` (checks
+and engine resolution), :mod:`.simulate` (simulated data sets), :mod:`.draws` (the L
+draws per rank), :mod:`.checkpoint` (settings, batch files, the trained guide),
+:mod:`.result` (:class:`SBCResult`), :mod:`.stats` (rank tests), :mod:`.plots`, :mod:`.report`.
 """
 
 from __future__ import annotations
 
-from .run import AMORTIZED, SBCResult, sbc, vsbc
+from .plan import AMORTIZED
+from .result import SBCResult, vsbc
+from .run import sbc
 
 __all__ = ["sbc", "vsbc", "SBCResult", "AMORTIZED", "write_report"]
 

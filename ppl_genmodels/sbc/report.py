@@ -69,7 +69,8 @@ def write_report(result: SBCResult, out: str | Path) -> Path:
         lines += [
             "## VSBC (Yao et al. 2018, sec. 3)",
             "",
-            "p_i = P_q(theta < theta_true_i); a symmetric-unbiased approximation gives p "
+            "p_i = P_q(z < z_i), z_i the simulated (true) value; a symmetric-unbiased "
+            "approximation gives p "
             "symmetric about 0.5 (two-sample KS test of p against 1 - p, same Bonferroni "
             "level). Flagged: " + (", ".join(flagged) if flagged else "none") + ".",
             "",

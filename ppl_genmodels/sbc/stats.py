@@ -181,10 +181,10 @@ def ecdf_test(ranks: np.ndarray, num_draws: int, max_points: int = 100) -> tuple
 def vsbc_test(ranks: np.ndarray, num_draws: int) -> tuple[float, float, float]:
     """VSBC symmetry test of Yao et al. (2018, sec. 3) for one parameter.
 
-    p_i = P_q(theta < theta_true_i), estimated by ``rank_i / L`` from L draws of q. For an
-    approximation that is symmetric-unbiased (their sec. 3), p is symmetric about 0.5;
-    their test is the two-sample Kolmogorov-Smirnov test between {p_i} and {1 - p_i}
-    (``scipy.stats.ks_2samp``). Under-dispersion alone keeps p symmetric (U-shaped);
+    p_i = P_q(z < z_i), z_i the simulated (true) value, estimated by ``rank_i / L`` from L
+    draws of q. For an approximation that is symmetric-unbiased (their sec. 3), p is
+    symmetric about 0.5; their test is the two-sample Kolmogorov-Smirnov test between {p_i}
+    and {1 - p_i} (``scipy.stats.ks_2samp``). Under-dispersion alone keeps p symmetric (U-shaped);
     bias makes it lopsided.
 
     :returns: ``(ks_statistic, p_value, mean_p)``.

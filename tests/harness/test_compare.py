@@ -9,6 +9,7 @@ from harness_data import QUICK
 from helpers import (TinyDecoder, TinyEncoder, regression_data, regression_guide,
                      regression_model, tiny_model_factory)
 from ppl_genmodels import Posterior, compare
+from ppl_genmodels.harness import Comparison
 from ppl_genmodels.infer import NUTS, RWS, SVI
 
 
@@ -55,11 +56,21 @@ def test_theta_unchanged_and_engines_isolated():
         assert torch.equal(v, guide_before[k]), k  # the user's guide was never trained
     assert set(pyro.get_param_store().keys()) == {"user_param"}
     assert pyro.param("user_param").item() == 1.5
-    svi_guide, rws_guide = result.engines["svi"].guide_, result.engines["rws"].guide_
+    svi_guide, rws_guide = result.results["svi"].guide, result.results["rws"].guide
     assert svi_guide is not rws_guide and svi_guide is not encoder
     shared = {p.data_ptr() for p in svi_guide.parameters()} & {p.data_ptr() for p in rws_guide.parameters()}
     assert not shared
     assert not torch.equal(svi_guide.net.weight, rws_guide.net.weight)  # each trained its own
+
+
+def test_table_is_cached_until_a_result_is_replaced(regression_comparison):
+    comparison = Comparison(regression_comparison.posterior_name, dict(regression_comparison.idata))
+    table = comparison.table
+    assert comparison.table is table  # not recomputed on a second access
+    comparison.idata["svi_again"] = comparison.idata["svi"].copy()
+    recomputed = comparison.table
+    assert recomputed is not table and "svi_again" in recomputed.index.get_level_values("engine")
+    assert comparison.table is recomputed
 
 
 def test_theta_in_param_store_mapping_is_frozen():
@@ -79,9 +90,9 @@ def test_theta_in_param_store_mapping_is_frozen():
     w = torch.tensor([2.0, -1.0, 0.5])
     posterior = Posterior(model, guide, {"x": torch.randn(5, 3)}, params={"w": w})
     svi = SVI(num_steps=100, num_draws=10)
-    compare(posterior, engines=(svi,), progress=False)
-    assert torch.equal(svi.param_state_["w"], w)  # the model saw theta and left it alone
-    assert not torch.equal(svi.param_state_["z_loc"], torch.zeros(5))  # the guide learned
+    param_state = compare(posterior, engines=(svi,), progress=False).results["svi"].param_state
+    assert torch.equal(param_state["w"], w)  # the model saw theta and left it alone
+    assert not torch.equal(param_state["z_loc"], torch.zeros(5))  # the guide learned
 
 
 def test_engine_that_changes_theta_is_caught():

@@ -32,7 +32,7 @@ ENGINES = [
 @pytest.mark.parametrize("engine", ENGINES)
 def test_moments_match_closed_form(engine):
     posterior = get_model("normal_normal").posterior()
-    idata = engine.run(posterior, seed=0, progress=False)
+    idata = engine.run(posterior, seed=0, progress=False).idata
     mean, sd = closed_form(posterior.data["x"])
     summary = parameter_summary(idata)
     draws = flat_draws(idata)

@@ -26,7 +26,7 @@ def eight_schools():
 @pytest.mark.parametrize("name", list(ENGINES))
 def test_layout_and_netcdf_round_trip(name, eight_schools, tmp_path):
     engine, stats = ENGINES[name]
-    idata = engine.run(eight_schools, seed=3, progress=False)
+    idata = engine.run(eight_schools, seed=3, progress=False).idata
     chains, draws = (2, 40) if name == "nuts" else (1, 50)
 
     assert {"posterior", "sample_stats", "observed_data", "constant_data"} <= set(idata.groups())
@@ -76,6 +76,6 @@ def test_layout_and_netcdf_round_trip(name, eight_schools, tmp_path):
 
 
 def test_same_seed_same_draws(eight_schools):
-    a = SVI(num_steps=20, num_draws=20).run(eight_schools, seed=5, progress=False)
-    b = SVI(num_steps=20, num_draws=20).run(eight_schools, seed=5, progress=False)
+    a = SVI(num_steps=20, num_draws=20).run(eight_schools, seed=5, progress=False).idata
+    b = SVI(num_steps=20, num_draws=20).run(eight_schools, seed=5, progress=False).idata
     np.testing.assert_array_equal(a.posterior["mu"].values, b.posterior["mu"].values)

@@ -13,7 +13,7 @@ def test_nuts_matches_posteriordb_means():
     reference = spec.reference()
     idata = NUTS(num_samples=1000, warmup_steps=500, num_chains=2, target_accept_prob=0.9).run(
         posterior, seed=0, progress=False
-    )
+    ).idata
     summary = parameter_summary(idata)
     for name in ("mu", "tau"):
         # both sides are Monte Carlo estimates: combine their standard errors

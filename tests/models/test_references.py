@@ -37,7 +37,7 @@ def test_model_builds_and_runs_each_engine(name):
     reference = spec.reference(posterior)
     assert set(spec.engines) <= set(spec.engine_config(quick=True))
     for engine in spec.engines:
-        idata = get_engine(engine, **TINY[engine]).run(posterior, seed=0, progress=False)
+        idata = get_engine(engine, **TINY[engine]).run(posterior, seed=0, progress=False).idata
         names = set(flat_draws(idata))
         # every reference parameter is named as the engine's output names it
         assert set(reference.parameters) <= names, (engine, sorted(names))
@@ -65,7 +65,7 @@ NUTS_CASES = [
 def test_nuts_matches_reference(name, config):
     spec = get_model(name)
     posterior = spec.posterior(seed=0)
-    idata = NUTS(num_chains=2, **config).run(posterior, seed=0, progress=False)
+    idata = NUTS(num_chains=2, **config).run(posterior, seed=0, progress=False).idata
     check = reference_check(idata, spec.reference(posterior))
     assert set(check.index) == set(spec.reference(posterior).parameters)
     assert check["passed"].all(), check
@@ -80,7 +80,7 @@ def test_nuts_on_neals_funnel_is_not_trusted():
     spec = get_model("neals_funnel")
     posterior = spec.posterior(seed=0)
     idata = NUTS(num_samples=500, warmup_steps=500, num_chains=2, max_tree_depth=8).run(
-        posterior, seed=0, progress=False)
+        posterior, seed=0, progress=False).idata
     label, reason = verdict(idata)
     assert label in ("caution", "do not trust"), reason
     check = reference_check(idata, spec.reference(posterior))
@@ -175,8 +175,8 @@ def test_enumerated_log_weights_marginalize_assignments():
 def test_svi_fits_enumerated_model_and_rws_refuses():
     posterior = Posterior(_enum_model, _enum_guide, {"y": Y})
     engine = SVI(num_steps=20, num_draws=50)
-    idata = engine.run(posterior, seed=0, progress=False)
-    fitted = engine.param_state_["loc"].numpy()
+    result = engine.run(posterior, seed=0, progress=False)
+    idata, fitted = result.idata, result.param_state["loc"].numpy()
     assert not np.allclose(fitted, [-1.0, 1.5])  # TraceEnum_ELBO moved the guide
     # stored log weights are the marginal ones, under the fitted guide
     locs = idata.posterior["locs"].values[0]

@@ -4,7 +4,7 @@ Power (why N=100, L=99 suffice): with q = exact posterior with half its sd, the 
 value's fractional rank is Phi(2 Z), so 16% of ranks fall in each outer 2.5% tail instead
 of 2.5%; the ECDF test's p-value is then ~1e-7 at N=100 (measured), far below the 0.025
 Bonferroni level. A mean shift of half a posterior sd moves the mean of
-P_q(theta < theta_true) to ~0.35, which the VSBC KS test flags at p ~ 1e-5.
+P_q(z < z_true) to ~0.35, which the VSBC KS test flags at p ~ 1e-5.
 """
 
 import math
@@ -18,7 +18,8 @@ import torch
 from ppl_genmodels import Posterior, _arviz
 from ppl_genmodels.models import normal_normal as nn_
 from ppl_genmodels.sbc import SBCResult, sbc, vsbc
-from ppl_genmodels.sbc.run import CONFIG_FILE, GUIDE_FILE, _observed_keys, _simulate
+from ppl_genmodels.sbc.checkpoint import CONFIG_FILE, GUIDE_FILE
+from ppl_genmodels.sbc.simulate import observed_keys as _observed_keys, simulate as _simulate
 
 
 def conjugate_guide(scale_factor=1.0, shift_sds=0.0):
@@ -50,7 +51,7 @@ def test_exact_guide_passes_and_underdispersed_guide_fails_amortized():
     assert (tests["ecdf_p"] < 1e-4).all()
     assert (tests["extreme_frac"] > 0.15).all()  # ranks piled at both ends: U shape
     # Same simulations (same seed): the simulated truths agree, only the ranks differ.
-    np.testing.assert_array_equal(narrow.theta_true, exact.theta_true)
+    np.testing.assert_array_equal(narrow.true_values, exact.true_values)
 
 
 def test_vsbc_flags_biased_underdispersed_guide_only():
@@ -106,7 +107,7 @@ def test_refit_path_thins_autocorrelated_draws_by_ess(tmp_path):
     # Round trip through netCDF.
     loaded = SBCResult.load(result.save(tmp_path / "sbc.nc"))
     np.testing.assert_array_equal(loaded.ranks, result.ranks)
-    np.testing.assert_allclose(loaded.theta_true, result.theta_true)
+    np.testing.assert_allclose(loaded.true_values, result.true_values)
     assert loaded.tests().equals(result.tests()) and loaded.attrs == result.attrs
 
 
@@ -145,7 +146,7 @@ def test_nuts_run_is_reproducible_with_a_seed():
     first = sbc("normal_normal", "nuts", **kwargs)
     again = sbc("normal_normal", "nuts", **kwargs)
     np.testing.assert_array_equal(first.ranks, again.ranks)
-    np.testing.assert_array_equal(first.theta_true, again.theta_true)
+    np.testing.assert_array_equal(first.true_values, again.true_values)
     assert first.engine == "nuts" and not first.variational
     assert (first.sim_stats["thin"] >= 1).all() and np.isfinite(first.sim_stats["ess_min"]).all()
     assert first.ranks.min() >= 0 and first.ranks.max() <= 9
