@@ -15,17 +15,19 @@ from ._draws import deterministic_sites, guide_draws
 from .amortized import Amortized
 from .base import Engine, EngineResult, GuideEngine, UserEngine
 from .nuts import NUTS
+from .pyro_nuts import PyroNUTS
 from .rws import RWS
 from .svi import SVI
 
-ENGINES = {"svi": SVI, "rws": RWS, "nuts": NUTS, "amortized": Amortized}
+ENGINES = {"svi": SVI, "rws": RWS, "nuts": NUTS, "pyro_nuts": PyroNUTS, "amortized": Amortized}
 
-__all__ = ["SVI", "RWS", "NUTS", "Amortized", "ENGINES", "get_engine", "Engine",
+__all__ = ["SVI", "RWS", "NUTS", "PyroNUTS", "Amortized", "ENGINES", "get_engine", "Engine",
            "EngineResult", "GuideEngine", "UserEngine", "guide_draws", "deterministic_sites"]
 
 
 def get_engine(spec: Any, **config) -> Engine:
-    """An engine from a name (``"svi"``, ``"rws"``, ``"nuts"``, ``"amortized"``) and config,
+    """An engine from a name (``"svi"``, ``"rws"``, ``"nuts"`` (the ensemble sampler),
+    ``"pyro_nuts"`` (Pyro's sampler), ``"amortized"``) and config,
     or from an object. Built-in engine objects (and :class:`UserEngine`) are returned as
     they are; any other object is wrapped once in :class:`UserEngine`, the one place where
     a user engine is adapted to the :class:`Engine` contract.

@@ -1,199 +1,272 @@
-"""The No-U-Turn sampler with ``pyro.infer.MCMC``."""
+"""Ensemble NUTS: many chains of many posteriors in lockstep, one batched gradient per step.
+
+:class:`NUTS` (engine name ``"nuts"``) samples B posteriors that share a Pyro model and
+differ in their data (SBC's simulated data sets, the images of a fixed-theta comparison) with
+K chains each, as one (B, K, D) ensemble: every leapfrog step evaluates the potential of all
+B x K chains in one call (:mod:`._potential`), trajectories follow Stan's multinomial NUTS
+with per-chain masks (:mod:`._nuts_kernel`), and each posterior gets Stan's windowed
+warm-up pooled over its K chains (:mod:`._adaptation`).
+"""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
-from typing import NamedTuple
+from typing import Sequence
 
 import numpy as np
 import pyro
-import pyro.poutine as poutine
 import torch
-from pyro.infer import MCMC
-from pyro.infer import NUTS as PyroNUTS
-from pyro.poutine.messenger import Messenger
+from tqdm.auto import tqdm
 
 from ..posterior import Posterior
+from ._adaptation import DualAveraging, PooledVariance, adaptation_schedule, find_step_size
 from ._draws import deterministic_sites
+from ._nuts_kernel import compile_leaf, nuts_transition
+from ._potential import COMPILE, MODES, make_potential
 from .base import EngineResult
 from .result import engine_attrs, make_inference_data
 
+__all__ = ["NUTS", "STATS", "check_nuts_sites"]
 
-class _Tape(Messenger):
-    """Record the values of sample sites (repeated names allowed, first value kept)."""
-
-    def __enter__(self):
-        self.values = {}
-        return super().__enter__()
-
-    def _pyro_post_sample(self, msg):
-        self.values.setdefault(msg["name"], msg["value"])
+STATS = ("diverging", "energy", "tree_depth", "n_steps", "step_size", "acceptance_rate",
+         "lp", "idle_steps")
+"""Per-iteration statistics in ``sample_stats`` (ArviZ's names, plus ``idle_steps``)."""
 
 
-class IterationStats(NamedTuple):
-    """The statistics of one NUTS iteration, named as ArviZ's ``sample_stats`` schema names
-    them (the fields become the ``sample_stats`` variables of a :class:`NUTS` result)."""
-
-    diverging: bool  # the trajectory diverged
-    energy: float  # Hamiltonian at the start of the iteration (nats)
-    tree_depth: int  # tree doublings
-    n_steps: int  # gradient evaluations (leapfrog steps)
-    step_size: float  # leapfrog step size (unconstrained units)
-    acceptance_rate: float  # mean Metropolis acceptance probability over the trajectory
-    lp: float  # log density at the new point, unconstrained space (nats)
-
-
-_STAT_DTYPES = {"diverging": bool, "tree_depth": np.int64, "n_steps": np.int64}
+def check_nuts_sites(posterior: Posterior, who: str = "NUTS") -> None:
+    """:raises ValueError: the posterior has discrete latent sites not marked for
+    enumeration (Hamiltonian dynamics needs a gradient in every latent)."""
+    sites = posterior.validate()
+    not_enumerated = sorted(sites.discrete - set(sites.enumerated))
+    if not_enumerated:
+        raise ValueError(
+            f"{who} cannot sample discrete latent site(s) {not_enumerated}: Hamiltonian "
+            "dynamics needs the gradient of log p(x, z | theta) with respect to z, which a "
+            "discrete variable does not have. Mark the site infer={'enumerate': "
+            "'parallel'} (pyro.infer.config_enumerate) so Pyro sums it out, or use svi/rws."
+        )
 
 
-def stack_stats(chains: list[list[IterationStats]]) -> dict[str, np.ndarray]:
-    """Per-chain lists of :class:`IterationStats` -> name -> ``(chain, draw)`` array."""
-    return {
-        name: np.asarray([[getattr(r, name) for r in chain] for chain in chains],
-                         dtype=_STAT_DTYPES.get(name, np.float64))
-        for name in IterationStats._fields
-    }
-
-
-class _RecordingNUTS(PyroNUTS):
-    """Pyro's NUTS kernel, unchanged, plus a record of each iteration's statistics.
-
-    Pyro keeps per-iteration statistics local to ``NUTS.sample``; its random choices are
-    ``pyro.sample`` sites, so tracing one call recovers the momentum (hence the energy) and
-    the number of tree doublings. Gradient evaluations are counted by wrapping the
-    potential function.
-    """
-
-    def setup(self, warmup_steps, *args, **kwargs):
-        super().setup(warmup_steps, *args, **kwargs)
-        self.num_grad_evals = 0
-        self.records = []
-        inner = self.potential_fn
-
-        def counted(params):
-            self.num_grad_evals += 1
-            with poutine.block():  # keep the model's sites out of the tape in `sample`
-                return inner(params)
-
-        self._uncounted_potential_fn = inner
-        self.potential_fn = counted
-
-    def sample(self, params):
-        t = self._t
-        potential = self._potential_energy_last
-        if potential is None:
-            potential = self._uncounted_potential_fn(params)
-        mean_before = self._mean_accept_prob
-        divergences_before = len(self._divergences)
-        evals_before = self.num_grad_evals
-        with _Tape() as tape:
-            z = super().sample(params)
-        nodes = tape.values
-        r_unscaled = {
-            key: nodes[f"r_t={t}_{key}"]
-            for key in self.mass_matrix_adapter.mass_matrix_size
-            if f"r_t={t}_{key}" in nodes
-        }
-        energy = potential + self._kinetic_energy(r_unscaled) if r_unscaled else potential
-        n = self._t - self._warmup_steps if self._t > self._warmup_steps else self._t
-        self.records.append(IterationStats(
-            diverging=len(self._divergences) > divergences_before,
-            energy=float(energy),
-            tree_depth=sum(name.startswith(f"direction_t={t}_") for name in nodes),
-            n_steps=self.num_grad_evals - evals_before,
-            step_size=float(self.step_size),
-            # Pyro keeps only a running mean; invert its update (clip rounding error).
-            acceptance_rate=min(
-                max(mean_before + n * (self._mean_accept_prob - mean_before), 0.0), 1.0),
-            lp=-float(self._potential_energy_last),
-        ))
-        return z
-
-
-
-
-@dataclass
+@dataclass(frozen=True)
 class NUTS:
-    """Sample the posterior with the No-U-Turn sampler (Hoffman & Gelman 2014).
+    """The No-U-Turn sampler run as one batched ensemble of chains (and of posteriors).
 
-    ``pyro.infer.MCMC`` with ``pyro.infer.NUTS``, one chain at a time in this process
-    (Pyro's multiprocess chains are known to hang), each with its own seed and random
-    initialisation (``init_to_uniform``). Discrete latent sites must be marked
-    ``infer={'enumerate': 'parallel'}`` so Pyro sums them out.
+    Multinomial NUTS with the generalized no-U-turn criterion and Stan's extra sub-tree
+    checks (Betancourt 2017; Hoffman & Gelman 2014), advanced for all chains in lockstep
+    as TFP's ``NoUTurnSampler`` does (Lao et al. 2020); Stan's windowed adaptation of a
+    step size and a diagonal metric per posterior, pooled over its chains. The potential
+    is Pyro's (``initialize_model``'s transforms and Jacobians, enumerated discrete sites
+    summed out) evaluated with ``torch.func.vmap`` or inside a chains ``pyro.plate``.
 
-    :param num_samples: post-warmup draws per chain.
-    :param warmup_steps: adaptation iterations per chain (step size, diagonal mass matrix).
-    :param num_chains: chains (default 2, so R-hat is defined).
-    :param target_accept_prob: dual-averaging target.
-    :param jit_compile: ``torch.jit.trace`` the potential (deprecated in torch 2.13).
-    :param max_tree_depth: maximum tree doublings per iteration.
-    :raises ValueError: the model has discrete latent sites not marked for enumeration, or
-        a count is < 1.
+    :param num_samples: post-warm-up draws per chain.
+    :param warmup_steps: adaptation iterations (not returned).
+    :param num_chains: chains per posterior (many short chains are cheap: one batched
+        gradient serves them all).
+    :param target_accept_prob: dual-averaging target of the mean acceptance statistic.
+    :param max_tree_depth: maximum doublings per iteration.
+    :param max_delta_energy: H - H0 above which a transition is divergent (nats).
+    :param potential: ``"auto"``, ``"plate"``, ``"vmap"`` or ``"loop"``
+        (:func:`ppl_genmodels.infer._potential.make_potential`).
+    :param init_radius: initial points uniform in (-r, r) in unconstrained space (Stan's 2).
+    :param compile: how the batched potential runs: ``"fx"`` (recorded ATen graph, the
+        default), ``"inductor"`` (``torch.compile``: fastest per step, tens of seconds to
+        compile once) or ``"none"``.
+    :raises ValueError: from :meth:`validate`.
 
-    Result ``sample_stats`` use ArviZ's schema names: ``diverging``, ``energy`` (Hamiltonian
-    at the start of the iteration, nats), ``tree_depth`` (doublings), ``n_steps`` (gradient
-    evaluations), ``step_size``, ``acceptance_rate``, ``lp`` (log density in unconstrained
-    space). ``attrs['grad_evals']`` counts every gradient evaluation, warm-up included.
+    ``sample_stats`` (dims ``chain, draw``): ``diverging``, ``energy`` (H at the draw,
+    nats), ``tree_depth``, ``n_steps`` (gradients this chain needed), ``step_size``,
+    ``acceptance_rate``, ``lp`` (log density in unconstrained space, nats) and
+    ``idle_steps`` (gradients computed for this chain while it waited for the others).
+    ``attrs``: ``grad_evals`` (gradients the chains needed, warm-up included),
+    ``grad_evals_lockstep`` (computed), ``lockstep_waste`` (their idle fraction),
+    ``potential_mode``, ``potential_setup_s`` (building, recording and compiling the
+    potential, seconds; included in the wall time), ``wall_time_s`` (this posterior's share of the run, seconds),
+    ``batch_wall_time_s`` and ``num_posteriors``.
     """
 
     num_samples: int = 1000
     warmup_steps: int = 1000
-    num_chains: int = 2
+    num_chains: int = 4
     target_accept_prob: float = 0.8
-    jit_compile: bool = False
     max_tree_depth: int = 10
+    max_delta_energy: float = 1000.0
+    potential: str = "auto"
+    init_radius: float = 2.0
+    compile: str = "fx"
 
     name = "nuts"
 
     def validate(self, posterior: Posterior) -> None:
-        """:raises ValueError: before sampling, for discrete latents or bad counts."""
-        sites = posterior.validate()
-        not_enumerated = sorted(sites.discrete - set(sites.enumerated))
-        if not_enumerated:
-            raise ValueError(
-                f"NUTS cannot sample discrete latent site(s) {not_enumerated}: Hamiltonian "
-                "dynamics needs the gradient of log p(x, z | theta) with respect to z, which a "
-                "discrete variable does not have. Mark the site infer={'enumerate': "
-                "'parallel'} (pyro.infer.config_enumerate) so Pyro sums it out, or use svi/rws."
-            )
-        if min(self.num_samples, self.num_chains) < 1 or self.warmup_steps < 0:
-            raise ValueError("NUTS: num_samples and num_chains must be >= 1, warmup_steps >= 0")
+        """:raises ValueError: before sampling: discrete latents not enumerated, counts
+        out of range, unknown potential mode."""
+        for key in ("num_samples", "num_chains", "max_tree_depth"):
+            value = getattr(self, key)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"NUTS: {key} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.warmup_steps, (int, np.integer)) or self.warmup_steps < 0:
+            raise ValueError(f"NUTS: warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
+        if not 0.0 < self.target_accept_prob < 1.0:
+            raise ValueError(f"NUTS: target_accept_prob must be in (0, 1), got {self.target_accept_prob}")
+        if self.potential not in MODES:
+            raise ValueError(f"NUTS: potential must be one of {MODES}, got {self.potential!r}")
+        if self.compile not in COMPILE:
+            raise ValueError(f"NUTS: compile must be one of {COMPILE}, got {self.compile!r}")
+        if not self.init_radius > 0:
+            raise ValueError(f"NUTS: init_radius must be > 0, got {self.init_radius}")
+        check_nuts_sites(posterior)
 
     def run(self, posterior: Posterior, seed: int = 0, *, progress: bool = True) -> EngineResult:
-        """Run ``num_chains`` chains and return their draws as InferenceData.
+        """Sample one posterior.
 
-        :returns: :class:`~.base.EngineResult` whose InferenceData has ``num_chains``
-            chains of ``num_samples`` draws (no guide).
+        :returns: :class:`EngineResult` whose ``idata`` has ``num_chains`` chains of
+            ``num_samples`` draws (``guide`` is ``None``).
         """
-        self.validate(posterior)
-        sites = posterior.validate()
+        return self.run_many([posterior], seed=seed, progress=progress)[0]
+
+    def run_many(self, posteriors: Sequence[Posterior], seed: int = 0, *,
+                 progress: bool = True) -> list[EngineResult]:
+        """Sample B posteriors of one model in one batched run.
+
+        :param posteriors: B :class:`Posterior` objects with the same ``model`` and frozen
+            ``params`` and data of the same keys and shapes (e.g. one per image).
+        :returns: list of B :class:`EngineResult`, in order, each as :meth:`run` returns it.
+        :raises ValueError: before sampling, when the posteriors do not share a model,
+            theta or data shapes, or any of them fails :meth:`validate`.
+        """
+        posteriors = list(posteriors)
+        if not posteriors:
+            raise ValueError("NUTS.run_many needs at least one posterior")
+        first = posteriors[0]
+        for i, p in enumerate(posteriors[1:], 1):
+            if p.model is not first.model:
+                raise ValueError(f"posterior {i} has a different model from posterior 0; "
+                                 "posteriors sampled together must share one model")
+            if p.params is not first.params:
+                raise ValueError(f"posterior {i} has different frozen params from posterior 0")
+        for p in posteriors:
+            self.validate(p)
         start = time.perf_counter()
-        chain_seeds = np.random.SeedSequence(seed).generate_state(self.num_chains)
-        samples, stats, grad_evals = [], [], 0
-        with posterior.session() as (model, _):
-            for chain, chain_seed in enumerate(chain_seeds):
-                pyro.set_rng_seed(int(chain_seed))
-                kernel = _RecordingNUTS(
-                    model,
-                    target_accept_prob=self.target_accept_prob,
-                    jit_compile=self.jit_compile,
-                    ignore_jit_warnings=True,
-                    max_tree_depth=self.max_tree_depth,
-                    max_plate_nesting=sites.max_plate_nesting if sites.enumerated else None,
-                )
-                mcmc = MCMC(kernel, num_samples=self.num_samples, warmup_steps=self.warmup_steps,
-                            num_chains=1, disable_progbar=not progress)
-                mcmc.run(**posterior.data)
-                draws = {k: v.detach() for k, v in mcmc.get_samples().items()}
-                draws.update(
-                    {k: torch.as_tensor(v) for k, v in
-                     deterministic_sites(model, draws, posterior.data, sites).items()}
-                )
-                samples.append({k: v.cpu().numpy() for k, v in draws.items()})
-                stats.append(kernel.records[-self.num_samples:])
-                grad_evals += kernel.num_grad_evals
+        gen = torch.Generator().manual_seed(int(seed))
+        with first.session() as (model, _):
+            state = self._sample(model, [p.data for p in posteriors], gen, progress)
+            idatas = self._assemble(model, posteriors, state, seed)
         wall = time.perf_counter() - start
-        draws = {k: np.stack([s[k] for s in samples]) for k in samples[0]}
-        attrs = engine_attrs(self.name, asdict(self), seed, wall, grad_evals, posterior)
-        return EngineResult(make_inference_data(posterior, draws, stack_stats(stats), attrs))
+        for idata in idatas:
+            for group in ("posterior", "sample_stats"):
+                attrs = getattr(idata, group).attrs
+                attrs.update(wall_time_s=wall / len(posteriors), batch_wall_time_s=wall)
+            idata.attrs.update(wall_time_s=wall / len(posteriors), batch_wall_time_s=wall)
+        return [EngineResult(idata) for idata in idatas]
+
+    # --- sampling ---------------------------------------------------------------------
+    def _initial_points(self, potential, B, K, D, dtype, gen):
+        q = (torch.rand(B, K, D, generator=gen, dtype=dtype) * 2 - 1) * self.init_radius
+        u, g = potential(q)
+        for _ in range(100):
+            bad = ~torch.isfinite(u)
+            if not bool(bad.any()):
+                return q, u, g
+            fresh = (torch.rand(B, K, D, generator=gen, dtype=dtype) * 2 - 1) * self.init_radius
+            q = torch.where(bad.unsqueeze(-1), fresh, q)
+            u, g = potential(q)
+        raise ValueError(
+            "NUTS found no initial point with a finite log density in 100 tries "
+            f"(uniform in (-{self.init_radius}, {self.init_radius}) unconstrained) for "
+            f"{int((~torch.isfinite(u)).sum())} chain(s)"
+        )
+
+    def _sample(self, model, datas, gen, progress):
+        B, K = len(datas), self.num_chains
+        setup = time.perf_counter()
+        potential, info = make_potential(model, datas, K, mode=self.potential, compile=self.compile)
+        D, dtype = potential.dim, potential.dtype
+        q, u, g = self._initial_points(potential, B, K, D, dtype, gen)
+        inv_mass = torch.ones(B, 1, D, dtype=dtype)
+        leaf_fn, leaf_mode = compile_leaf(potential, self.max_delta_energy, q, u, g, inv_mass,
+                                          self.compile if potential.compiled != "none" else "none")
+        setup = time.perf_counter() - setup
+        log_step = find_step_size(potential, q, u, g, inv_mass, torch.zeros(B, dtype=torch.float64), gen)
+        averaging = DualAveraging(log_step, self.target_accept_prob)
+        windows = adaptation_schedule(self.warmup_steps)
+        variance = PooledVariance((B, D), dtype)
+        W, S = self.warmup_steps, self.num_samples
+        draws = torch.empty(S, B, K, D, dtype=dtype)
+        stats = {k: [] for k in STATS}
+        warm_grads = torch.zeros(B, K, dtype=torch.long)
+        warm_idle = torch.zeros(B, K, dtype=torch.long)
+        warm_divergences = torch.zeros(B, K, dtype=torch.long)
+        step = averaging.log_step.exp()
+        bar = tqdm(total=W + S, desc=f"nuts {B}x{K} chains", disable=not progress, leave=False)
+        for it in range(W + S):
+            if it < W:
+                step = averaging.log_step.exp()
+            elif it == W and W > 0:
+                step = averaging.final_log_step.exp()
+            t = nuts_transition(potential, q, u, g, step.to(dtype).unsqueeze(-1), inv_mass, gen,
+                                self.max_tree_depth, self.max_delta_energy, leaf_fn)
+            q, u, g = t.z, t.potential, t.grad
+            if it < W:
+                warm_grads += t.n_steps
+                warm_idle += t.idle_steps
+                warm_divergences += t.diverging
+                averaging.update(t.acceptance_rate.to(torch.float64).mean(1))
+                for first_it, last_it in windows:
+                    if first_it <= it <= last_it:
+                        variance.update(q)
+                    if it == last_it:
+                        inv_mass = variance.inverse_mass()
+                        variance = PooledVariance((B, D), dtype)
+                        log_step = find_step_size(potential, q, u, g, inv_mass,
+                                                  averaging.log_step, gen)
+                        averaging.restart(log_step)
+            else:
+                s = it - W
+                draws[s] = q
+                row = {"diverging": t.diverging, "energy": t.energy, "tree_depth": t.tree_depth,
+                       "n_steps": t.n_steps, "step_size": step.to(dtype).unsqueeze(-1).expand(B, K),
+                       "acceptance_rate": t.acceptance_rate, "lp": -u, "idle_steps": t.idle_steps}
+                for key in STATS:
+                    stats[key].append(row[key])
+            bar.update(1)
+            if it % 20 == 0:
+                bar.set_postfix(depth=int(t.tree_depth.max()), step=f"{float(step.min()):.3g}")
+        bar.close()
+        stats = {k: torch.stack(v) if v else torch.empty(0, B, K) for k, v in stats.items()}
+        return {"potential": potential, "draws": draws, "stats": stats, "setup_s": setup,
+                "leaf_mode": leaf_mode,
+                "inv_mass": inv_mass, "warm_grads": warm_grads, "warm_idle": warm_idle,
+                "warm_divergences": warm_divergences}
+
+    # --- results ----------------------------------------------------------------------
+    def _assemble(self, model, posteriors, state, seed):
+        potential = state["potential"]
+        draws, stats = state["draws"], state["stats"]
+        S, B, K = draws.shape[:3]
+        out = []
+        for b, posterior in enumerate(posteriors):
+            sites = posterior.validate()
+            constrained = potential.constrain(draws[:, b].transpose(0, 1))  # (K, S, ...)
+            flat = {k: v.reshape(K * S, *v.shape[2:]).detach() for k, v in constrained.items()}
+            with torch.no_grad():
+                extra = deterministic_sites(model, flat, posterior.data, sites)
+            values = {k: v.detach().cpu().numpy() for k, v in constrained.items()}
+            values.update({k: v.reshape(K, S, *v.shape[1:]) for k, v in extra.items()})
+            sample_stats = {k: stats[k][:, b].transpose(0, 1).cpu().numpy() for k in STATS}
+            sample_stats["diverging"] = sample_stats["diverging"].astype(bool)
+            useful = int(state["warm_grads"][b].sum() + stats["n_steps"][:, b].sum())
+            idle = int(state["warm_idle"][b].sum() + stats["idle_steps"][:, b].sum())
+            attrs = engine_attrs(self.name, asdict(self), seed, 0.0, useful, posterior)
+            attrs.update(
+                grad_evals_lockstep=useful + idle,
+                lockstep_waste=idle / max(useful + idle, 1),
+                potential_mode=potential.mode,
+                potential_compiled=state["leaf_mode"],
+                warmup_divergences=int(state["warm_divergences"][b].sum()),
+                num_posteriors=B,
+                potential_setup_s=state["setup_s"],
+            )
+            idata = make_inference_data(posterior, values, sample_stats, attrs)
+            out.append(idata)
+        return out

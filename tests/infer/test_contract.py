@@ -8,7 +8,7 @@ import pytest
 
 from ppl_genmodels.infer import (ENGINES, NUTS, SVI, Engine, EngineResult, GuideEngine,
                                  UserEngine, get_engine)
-from ppl_genmodels.infer.nuts import IterationStats, stack_stats
+from ppl_genmodels.infer.pyro_nuts import IterationStats, stack_stats
 
 
 class OldStyleEngine:

@@ -1,4 +1,4 @@
-"""Ensemble NUTS (``ppl_genmodels.infer.EnsembleNUTS``): correctness, table-driven.
+"""Ensemble NUTS (``ppl_genmodels.infer.NUTS``): correctness, table-driven.
 
 Tolerances come from Monte Carlo error: moments within 4 MCSE (ArviZ's, from bulk ESS);
 exact-stationarity checks with N iid chains use the standard errors of the mean (1/sqrt N)
@@ -20,7 +20,7 @@ from ppl_genmodels import Posterior
 from ppl_genmodels.diagnostics import flat_draws, parameter_summary
 from ppl_genmodels.infer import _nuts_kernel
 from ppl_genmodels.infer._nuts_kernel import leapfrog, nuts_transition
-from ppl_genmodels.infer.ensemble_nuts import EnsembleNUTS
+from ppl_genmodels.infer import NUTS
 from ppl_genmodels.models import get_model
 from ppl_genmodels.models.normal_normal import closed_form
 from ppl_genmodels.sbc.stats import ecdf_test, rank_of
@@ -59,7 +59,7 @@ GAUSSIANS = [
 def test_gaussian_moments(target):
     model, mean, sd = target
     posterior = Posterior(model, None, {})
-    idata = EnsembleNUTS(num_samples=300, warmup_steps=300, num_chains=8).run(posterior, seed=1, progress=False)
+    idata = NUTS(num_samples=300, warmup_steps=300, num_chains=8).run(posterior, seed=1, progress=False).idata
     summary = parameter_summary(idata)
     for i in range(len(mean)):
         row = summary.loc[f"z[{i}]"]
@@ -159,7 +159,7 @@ def test_models_that_do_not_broadcast_use_vmap(which):
         posterior, site = Posterior(_matmul_model, None, {"X": X, "y": y}), "beta"
     else:
         posterior, site = Posterior(_indexing_model, None, {"x": x, "y": y}), "b"
-    idata = EnsembleNUTS(num_samples=300, warmup_steps=300, num_chains=6).run(posterior, seed=0, progress=False)
+    idata = NUTS(num_samples=300, warmup_steps=300, num_chains=6).run(posterior, seed=0, progress=False).idata
     assert idata.attrs["potential_mode"] == "vmap"  # the chains plate would mix chains
     mean, sd = _linear_gaussian_posterior(X.double().numpy(), y.double().numpy())
     summary = parameter_summary(idata)
@@ -171,7 +171,7 @@ def test_models_that_do_not_broadcast_use_vmap(which):
 
 def test_models_that_broadcast_use_the_chains_plate():
     posterior = get_model("eight_schools").posterior()
-    idata = EnsembleNUTS(num_samples=50, warmup_steps=50, num_chains=4).run(posterior, seed=0, progress=False)
+    idata = NUTS(num_samples=50, warmup_steps=50, num_chains=4).run(posterior, seed=0, progress=False).idata
     assert idata.attrs["potential_mode"] == "plate"
     assert set(idata.posterior.data_vars) >= {"mu", "tau", "theta_trans", "theta"}
 
@@ -179,7 +179,7 @@ def test_models_that_broadcast_use_the_chains_plate():
 def test_enumerated_discrete_sites_are_summed_out():
     spec = get_model("enum_mixture")
     posterior = spec.posterior(quick=True)
-    idata = EnsembleNUTS(num_samples=200, warmup_steps=200, num_chains=4).run(posterior, seed=0, progress=False)
+    idata = NUTS(num_samples=200, warmup_steps=200, num_chains=4).run(posterior, seed=0, progress=False).idata
     reference = spec.reference(posterior)
     summary = parameter_summary(idata)
     for name, ref_mean in reference.mean.items():
@@ -190,8 +190,8 @@ def test_enumerated_discrete_sites_are_summed_out():
 
 def test_same_seed_same_draws_other_seed_other_draws():
     posterior = get_model("normal_normal").posterior()
-    engine = EnsembleNUTS(num_samples=30, warmup_steps=30, num_chains=3)
-    a, b, c = (engine.run(posterior, seed=s, progress=False) for s in (5, 5, 6))
+    engine = NUTS(num_samples=30, warmup_steps=30, num_chains=3)
+    a, b, c = (engine.run(posterior, seed=s, progress=False).idata for s in (5, 5, 6))
     assert np.array_equal(a.posterior["loc"].values, b.posterior["loc"].values)
     assert not np.array_equal(a.posterior["loc"].values, c.posterior["loc"].values)
 
@@ -201,8 +201,8 @@ def test_many_posteriors_in_one_run_each_get_their_own_posterior():
     base = spec.posterior()
     shifts = [0.0, 3.0, -5.0]
     posteriors = [Posterior(base.model, None, {"x": base.data["x"] + s}) for s in shifts]
-    idatas = EnsembleNUTS(num_samples=300, warmup_steps=200, num_chains=4).run_many(
-        posteriors, seed=0, progress=False)
+    idatas = [r.idata for r in NUTS(num_samples=300, warmup_steps=200, num_chains=4).run_many(
+        posteriors, seed=0, progress=False)]
     assert len(idatas) == 3
     for posterior, idata in zip(posteriors, idatas):
         mean, sd = closed_form(posterior.data["x"])
@@ -218,8 +218,8 @@ def test_funnel_still_warns():
     from ppl_genmodels.diagnostics import engine_warnings
 
     posterior = get_model("neals_funnel").posterior()
-    idata = EnsembleNUTS(num_samples=200, warmup_steps=200, num_chains=4, max_tree_depth=8).run(
-        posterior, seed=0, progress=False)
+    idata = NUTS(num_samples=200, warmup_steps=200, num_chains=4, max_tree_depth=8).run(
+        posterior, seed=0, progress=False).idata
     warnings = engine_warnings(idata)
     assert any("diverg" in w or "E-BFMI" in w for w in warnings), warnings
 
@@ -235,14 +235,14 @@ def test_funnel_still_warns():
 def test_bad_settings_are_named_before_sampling(bad, message):
     posterior = get_model("normal_normal").posterior()
     with pytest.raises(ValueError, match=message):
-        EnsembleNUTS(**bad).run(posterior, progress=False)
+        NUTS(**bad).run(posterior, progress=False)
 
 
 def test_posteriors_of_different_models_are_refused():
     a = get_model("normal_normal").posterior()
     b = Posterior(_matmul_model, None, {"X": torch.ones(3, 2), "y": torch.zeros(3)})
     with pytest.raises(ValueError, match="model"):
-        EnsembleNUTS().run_many([a, b], progress=False)
+        NUTS().run_many([a, b], progress=False)
 
 
 # --- simulation-based calibration, batched over simulations --------------------------------
@@ -265,7 +265,7 @@ def _sbc_ranks(model_name, num_simulations, num_draws, engine, seed=0):
         for site in obs:
             data[key[site]] = prior[site][i].reshape(base.data[key[site]].shape)
         posteriors.append(Posterior(base.model, None, data))
-    idatas = engine.run_many(posteriors, seed=seed, progress=False)
+    idatas = [r.idata for r in engine.run_many(posteriors, seed=seed, progress=False)]
     rng = np.random.default_rng(seed)
     ranks = []
     for i, idata in enumerate(idatas):
@@ -291,9 +291,9 @@ def _min_ecdf_p(ranks, num_draws):
 
 
 SBC_CASES = [
-    pytest.param("normal_normal", 100, EnsembleNUTS(num_samples=100, warmup_steps=150, num_chains=4),
+    pytest.param("normal_normal", 100, NUTS(num_samples=100, warmup_steps=150, num_chains=4),
                  id="normal_normal"),
-    pytest.param("eight_schools", 100, EnsembleNUTS(num_samples=100, warmup_steps=200, num_chains=4,
+    pytest.param("eight_schools", 100, NUTS(num_samples=100, warmup_steps=200, num_chains=4,
                                                     target_accept_prob=0.9, max_tree_depth=8),
                  id="eight_schools"),
 ]
@@ -308,6 +308,6 @@ def test_sbc_passes(model_name, num_simulations, engine):
 
 def test_sbc_fails_for_a_broken_sampler(monkeypatch):
     monkeypatch.setattr(_nuts_kernel, "kinetic_energy", lambda r, inv_mass: 0.5 * (r * r).sum(-1))
-    engine = EnsembleNUTS(num_samples=100, warmup_steps=150, num_chains=4)
+    engine = NUTS(num_samples=100, warmup_steps=150, num_chains=4)
     ranks, num_draws = _sbc_ranks("normal_normal", 100, 49, engine)
     assert _min_ecdf_p(ranks, num_draws) < 1e-4

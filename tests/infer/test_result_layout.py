@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from ppl_genmodels.infer import NUTS, RWS, SVI
+from ppl_genmodels.infer import NUTS, RWS, SVI, PyroNUTS
 from ppl_genmodels.io import load_netcdf, save_netcdf
 from ppl_genmodels.models import get_model
 
@@ -14,8 +14,13 @@ ENGINES = {
     "svi": (SVI(num_steps=30, num_draws=50), ("loss",)),
     "rws": (RWS(num_steps=30, num_draws=50), ("loss_wake_theta", "loss_phi")),
     "nuts": (NUTS(num_samples=40, warmup_steps=40), ("diverging", "energy", "tree_depth", "n_steps",
-                                                     "step_size", "acceptance_rate", "lp")),
+                                                     "step_size", "acceptance_rate", "lp",
+                                                     "idle_steps")),
+    "pyro_nuts": (PyroNUTS(num_samples=40, warmup_steps=40),
+                  ("diverging", "energy", "tree_depth", "n_steps", "step_size",
+                   "acceptance_rate", "lp")),
 }
+CHAINS = {"nuts": NUTS().num_chains, "pyro_nuts": PyroNUTS().num_chains}
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +32,7 @@ def eight_schools():
 def test_layout_and_netcdf_round_trip(name, eight_schools, tmp_path):
     engine, stats = ENGINES[name]
     idata = engine.run(eight_schools, seed=3, progress=False).idata
-    chains, draws = (2, 40) if name == "nuts" else (1, 50)
+    chains, draws = (CHAINS[name], 40) if name in CHAINS else (1, 50)
 
     assert {"posterior", "sample_stats", "observed_data", "constant_data"} <= set(idata.groups())
     post = idata.posterior
