@@ -47,7 +47,7 @@ def test_layout_and_netcdf_round_trip(name, eight_schools, tmp_path):
         rtol=1e-5, atol=1e-4,
     )
     assert set(stats) <= set(idata.sample_stats.data_vars)
-    if name == "nuts":
+    if name in CHAINS:
         assert idata.sample_stats["diverging"].dtype == bool
         assert idata.sample_stats["energy"].dims == ("chain", "draw")
         assert (idata.sample_stats["n_steps"].values >= 1).all()
