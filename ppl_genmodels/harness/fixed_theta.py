@@ -35,10 +35,9 @@ from torch import nn
 from .. import _arviz, diagnostics
 from ..infer import get_engine
 from ..io import atomic_path
+from ..plotting import pyplot, save_figure
 from ..posterior import Posterior
 from .compare import Comparison
-from .plots import _pyplot
-from .report import _save_figure
 
 __all__ = ["posterior_from_checkpoint", "LocalGaussianGuide", "LocalBernoulliGuide",
            "compare_fixed_theta", "FixedThetaComparison"]
@@ -175,7 +174,7 @@ class FixedThetaComparison:
 
 
 def _gap_figure(gaps: pd.DataFrame, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     idx = np.arange(len(gaps))
     ax.bar(idx - 0.2, gaps["approximation_gap"], 0.4, label="approximation gap")
@@ -186,12 +185,12 @@ def _gap_figure(gaps: pd.DataFrame, path: Path) -> Path:
     ax.set_title("Inference gaps per image (Cremer et al. 2018)")
     ax.legend()
     fig.tight_layout()
-    _save_figure(fig, path)
+    save_figure(fig, path)
     return path
 
 
 def _khat_figure(per_image: pd.DataFrame, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for guide, rows in per_image.groupby("guide", sort=False):
         ax.plot(rows["image"], rows["k_hat"], "o-", label=guide)
@@ -202,7 +201,7 @@ def _khat_figure(per_image: pd.DataFrame, path: Path) -> Path:
     ax.set_title("k-hat per data point (Yao et al. 2018: < 0.5 good, > 0.7 unreliable)")
     ax.legend()
     fig.tight_layout()
-    _save_figure(fig, path)
+    save_figure(fig, path)
     return path
 
 
