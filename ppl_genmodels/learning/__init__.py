@@ -6,6 +6,8 @@
 """
 
 from .evaluate import LogLikelihood, log_likelihood
-from .trainer import METHODS, TrainConfig, TrainedRun, load_run, train
+from .trainer import (METHODS, TrainConfig, TrainedRun, load_run, posterior_from_checkpoint,
+                      posterior_from_run, train)
 
-__all__ = ["METHODS", "LogLikelihood", "TrainConfig", "TrainedRun", "load_run", "log_likelihood", "train"]
+__all__ = ["METHODS", "LogLikelihood", "TrainConfig", "TrainedRun", "load_run", "log_likelihood",
+           "posterior_from_checkpoint", "posterior_from_run", "train"]
