@@ -40,15 +40,14 @@ from tqdm.auto import tqdm
 
 from ..data.datasets import ImageDataset, load_image_dataset
 from ..io import atomic_path, write_text
+from ..models.registry import IMAGE_MODELS
 from ..posterior import Posterior
 from . import objectives
+from .methods import DEFAULT_PARTICLES, METHODS
 
 __all__ = ["METHODS", "IMAGE_MODELS", "TrainConfig", "TrainedRun", "train", "load_run", "build_model",
            "image_model", "posterior_from_run", "posterior_from_checkpoint"]
 
-METHODS = ("svi", "iwae", "rws", "wake_sleep", "nvil")
-IMAGE_MODELS = ("vae", "sbn")
-DEFAULT_PARTICLES = {"svi": 1, "iwae": 5, "rws": 5, "wake_sleep": 1, "nvil": 1}
 CHECKPOINT = "checkpoint.pt"
 _PYRO_ELBOS = {"svi": pyro.infer.Trace_ELBO, "iwae": pyro.infer.RenyiELBO,
                "nvil": pyro.infer.TraceGraph_ELBO}

@@ -23,8 +23,6 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-NAME = "sbn"
-DESCRIPTION = "sigmoid belief net (binary layers 200-200) with Bernoulli encoder; needs --checkpoint"
 REPARAMETERIZED = False
 
 

@@ -24,8 +24,6 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-NAME = "vae"
-DESCRIPTION = "VAE (Gaussian latents, Bernoulli pixels), MLP 2x200 tanh or conv; needs --checkpoint"
 ARCHS = ("mlp", "conv")
 REPARAMETERIZED = True
 

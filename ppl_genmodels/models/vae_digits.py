@@ -26,7 +26,6 @@ from ..data import load_digits_binarized
 from ..posterior import Posterior
 
 NAME = "vae_digits"
-DESCRIPTION = "VAE (2-d latent, Bernoulli decoder) on binarized 8x8 digits; theta learned, then frozen"
 
 LATENT_DIM, HIDDEN, NUM_TRAIN = 2, 128, 1500
 
