@@ -5,6 +5,7 @@
 - :mod:`.trainer`: ``train(...)`` with checkpoints and resume, ``load_run`` and the posterior
   of a trained run at fixed theta;
 - :mod:`.evaluate`: ``log_likelihood(...)`` (importance-weighted bound, nats per image);
+- :mod:`.vae_digits`: the built-in ``vae_digits`` model, the VAE trained here on digits.
 
 The names below are imported on first use, so that ``learning.methods`` is importable
 without torch and Pyro.

@@ -61,7 +61,7 @@ MODELS = _models(
     ModelInfo("normal_normal", "conjugate Gaussian mean (D=2, N=20); closed-form posterior",
               _M + "normal_normal"),
     ModelInfo("vae_digits", "VAE (2-d latent, Bernoulli decoder) on binarized 8x8 digits; theta "
-              "learned, then frozen", _M + "vae_digits", default=True),
+              "learned, then frozen", "ppl_genmodels.learning.vae_digits", default=True),
     ModelInfo("vae", "VAE (Gaussian latents, Bernoulli pixels), MLP 2x200 tanh or conv; needs "
               "--checkpoint", _M + "vae", trainable=True),
     ModelInfo("sbn", "sigmoid belief net (binary layers 200-200) with Bernoulli encoder; needs "
