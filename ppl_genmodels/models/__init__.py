@@ -46,8 +46,13 @@ class ModelSpec:
     def posterior(self, quick: bool = False, seed: int = 0):
         """Build the model's :class:`~ppl_genmodels.Posterior` (``quick``: small budgets).
 
-        :raises ValueError: the model has no built-in theta (``vae``, ``sbn``: train one).
+        :raises ValueError: a trainable model (``vae``, ``sbn``) has no built-in theta: its
+            posterior comes from a ``ppl-genmodels train`` run
+            (:func:`ppl_genmodels.learning.posterior_from_checkpoint`).
         """
+        if self.info.trainable:
+            raise ValueError(f"{self.name} has no built-in theta: train one (`ppl-genmodels train "
+                             f"{self.name} ...`) and pass --checkpoint RUN_DIR")
         return self.module.make_posterior(quick=quick, seed=seed)
 
     def reference(self, posterior=None):

@@ -7,9 +7,10 @@ or encoder, data loader, reference and engine budgets) lives in the module that
 (:func:`ppl_genmodels.models.get_model`), in the spirit of Inference Gym's ``Model``
 contract (Sountsov, Radul & contributors 2020, ``inference_gym.targets.Model``).
 
-Every model module defines ``make_posterior(quick, seed) -> Posterior``,
-``reference(posterior) -> Reference | None`` and ``engine_config(quick) -> {engine: kwargs}``.
-A model whose theta is learned by ``ppl-genmodels train`` (``trainable``) also defines
+Every model module defines ``reference(posterior) -> Reference | None`` and
+``engine_config(quick) -> {engine: kwargs}``. A model with a built-in posterior defines
+``make_posterior(quick, seed) -> Posterior``. A model whose theta is learned by
+``ppl-genmodels train`` (``trainable``) has no built-in theta; it defines instead
 ``build(pixels, **kwargs) -> (generative module, encoder)``, ``local_guide(encoder, x)``
 (the per-image guide family) and ``REPARAMETERIZED``. A model whose theta is learned before
 its posterior is built is declared in :mod:`ppl_genmodels.learning` (``vae_digits``): it

@@ -132,16 +132,6 @@ def local_guide(encoder: Encoder, x: torch.Tensor) -> LocalBernoulliGuide:
         return LocalBernoulliGuide(logits)
 
 
-def make_posterior(quick: bool = False, seed: int = 0):
-    """No posterior without a trained theta.
-
-    :raises ValueError: always: train theta first (``ppl-genmodels train sbn ...``) and
-        compare at it with ``ppl-genmodels compare sbn --checkpoint RUN_DIR``.
-    """
-    raise ValueError("sbn has no built-in theta: train one (`ppl-genmodels train sbn ...`) "
-                     "and pass --checkpoint RUN_DIR")
-
-
 def reference(posterior=None):
     """No reference: NUTS cannot sample binary latents; distances are to none."""
     return None

@@ -168,16 +168,6 @@ def local_guide(encoder: Encoder, x: torch.Tensor) -> LocalGaussianGuide:
         return LocalGaussianGuide(*encoder.params(x))
 
 
-def make_posterior(quick: bool = False, seed: int = 0):
-    """No posterior without a trained theta.
-
-    :raises ValueError: always: train theta first (``ppl-genmodels train vae ...``) and
-        compare at it with ``ppl-genmodels compare vae --checkpoint RUN_DIR``.
-    """
-    raise ValueError("vae has no built-in theta: train one (`ppl-genmodels train vae ...`) "
-                     "and pass --checkpoint RUN_DIR")
-
-
 def reference(posterior=None):
     """No closed form: distances are to NUTS."""
     return None
