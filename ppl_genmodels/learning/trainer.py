@@ -293,9 +293,9 @@ def _write_history(directory: Path, history: list[dict]) -> None:
 
 def load_run(directory) -> TrainedRun:
     """Rebuild a run from ``directory/checkpoint.pt`` (the model is built for the pixel count
-    the checkpoint records).
+    the checkpoint records; an older checkpoint without it takes the run's data set's).
 
-    :raises FileNotFoundError: no checkpoint there.
+    :raises FileNotFoundError: no checkpoint there (or, for an older checkpoint, no data set).
     """
     directory = Path(directory)
     path = directory / CHECKPOINT
@@ -303,7 +303,10 @@ def load_run(directory) -> TrainedRun:
         raise FileNotFoundError(f"{path} not found: is {directory} a `ppl-genmodels train` run folder?")
     checkpoint = torch.load(path, weights_only=False)
     config = TrainConfig(**checkpoint["config"])
-    gen, guide = build_model(config, int(checkpoint["pixels"]))
+    pixels = checkpoint.get("pixels")
+    if pixels is None:  # a checkpoint from before the pixel count was recorded: ask the data
+        pixels = load_image_dataset(config.data, config.data_dir).pixels
+    gen, guide = build_model(config, int(pixels))
     gen.load_state_dict(checkpoint["model"])
     guide.load_state_dict(checkpoint["guide"])
     gen.eval(), guide.eval()
