@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULT_MODELS = ("eight_schools", "vae_digits")
-ENGINE_NAMES = ("svi", "rws", "nuts")
+from .models.registry import (DEFAULT_MODELS, ENGINE_NAMES, IMAGE_MODELS, MODELS, SBC_ENGINE_NAMES,
+                              list_models)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,16 +48,23 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _list() -> int:
-    from .models import get_model, list_models
-
     for name in list_models():
-        print(f"{name:15s} {get_model(name).description}")
+        print(f"{name:15s} {MODELS[name].description}")
     return 0
 
 
-def _compare(args) -> int:
-    from .models import list_models
+def _refuse_non_empty(out: Path, args, force_does: str, resume: bool = True) -> bool:
+    """Print an error and return True when ``out`` holds files and neither ``--force`` nor
+    ``--resume`` was given; the caller then exits with status 2, having touched nothing."""
+    if not out.exists() or not any(out.iterdir()) or args.force or args.resume:
+        return False
+    resume_hint = " or --resume to continue the run in it" if resume else ""
+    print(f"error: {out} exists and is not empty; pass --force to {force_does}{resume_hint}",
+          file=sys.stderr)
+    return True
 
+
+def _compare(args) -> int:
     unknown = [m for m in args.models if m not in list_models()]
     engines = None
     if args.engines is not None:
@@ -68,9 +75,7 @@ def _compare(args) -> int:
         print(f"error: {what}; models: {list_models()}, engines: {list(ENGINE_NAMES)}", file=sys.stderr)
         return 2
     out: Path = args.out
-    if out.exists() and any(out.iterdir()) and not (args.force or args.resume):
-        print(f"error: {out} exists and is not empty; pass --force to overwrite it or "
-              "--resume to continue the run in it", file=sys.stderr)
+    if _refuse_non_empty(out, args, "overwrite it"):
         return 2
 
     import pandas as pd
@@ -143,18 +148,14 @@ def _add_sbc_parser(sub) -> None:
 
 
 def _sbc(args) -> int:
-    from .models import list_models
-
-    engines = ("nuts", "svi", "rws", "amortized")
+    engines = SBC_ENGINE_NAMES
     if args.model not in list_models() or args.engine not in engines:
         what = (f"unknown model {args.model!r}" if args.model not in list_models()
                 else f"unknown engine {args.engine!r}")
         print(f"error: {what}; models: {list_models()}, engines: {list(engines)}", file=sys.stderr)
         return 2
     out: Path = args.out or Path("results") / "sbc" / f"{args.model}-{args.engine}"
-    if out.exists() and any(out.iterdir()) and not (args.force or args.resume):
-        print(f"error: {out} exists and is not empty; pass --force to start over or --resume "
-              "to continue the run in it", file=sys.stderr)
+    if _refuse_non_empty(out, args, "start over"):
         return 2
 
     import torch
@@ -186,10 +187,11 @@ def _sbc(args) -> int:
 
 
 def _add_image_parsers(sub) -> None:
-    from .learning.trainer import DEFAULT_PARTICLES, IMAGE_MODELS, METHODS
+    from .learning.methods import DEFAULT_PARTICLES, METHODS
 
-    tr = sub.add_parser("train", help="learn theta of an image model (vae, sbn) on binary images")
-    tr.add_argument("model", choices=IMAGE_MODELS, metavar="MODEL", help="vae or sbn")
+    tr = sub.add_parser("train", help=f"learn theta of an image model ({', '.join(IMAGE_MODELS)}) "
+                                      "on binary images")
+    tr.add_argument("model", choices=IMAGE_MODELS, metavar="MODEL", help=" or ".join(IMAGE_MODELS))
     tr.add_argument("--data", default="binarized_mnist",
                     help="binarized_mnist (fixed), mnist or fashion_mnist (dynamic), digits")
     tr.add_argument("--data-dir", default=None, type=Path, help="folder with the data set's files")
@@ -275,14 +277,12 @@ def _evaluate(args) -> int:
 
 
 def _compare_checkpoint(args) -> int:
-    bad = [m for m in args.models if m not in ("vae", "sbn")]
+    bad = [m for m in args.models if m not in IMAGE_MODELS]
     if bad or len(args.models) != 1:
-        print("error: --checkpoint compares one image model (vae or sbn) at a trained theta; "
-              f"got {args.models}", file=sys.stderr)
+        print(f"error: --checkpoint compares one image model ({' or '.join(IMAGE_MODELS)}) at a "
+              f"trained theta; got {args.models}", file=sys.stderr)
         return 2
-    out: Path = args.out
-    if out.exists() and any(out.iterdir()) and not (args.force or args.resume):
-        print(f"error: {out} exists and is not empty; pass --force to overwrite it", file=sys.stderr)
+    if _refuse_non_empty(args.out, args, "overwrite it", resume=False):
         return 2
     import pandas as pd
     import torch
@@ -300,7 +300,7 @@ def _compare_checkpoint(args) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    report = result.save(out)
+    report = result.save(args.out)
     pd.set_option("display.width", 200)
     print(result.note)
     print("\nper guide, averaged over images (nats; k_hat; mean error in NUTS sds):")

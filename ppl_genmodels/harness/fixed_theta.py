@@ -27,87 +27,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyro
-import pyro.distributions as dist
 import torch
-from torch import nn
 
-from .. import _arviz, diagnostics
+from .. import _arviz
 from ..infer import get_engine
+from ..learning.evaluate import per_image_log_weights
+from ..learning.trainer import image_model, load_run, posterior_from_run
 from ..io import atomic_path
+from ..plotting import pyplot, save_figure
 from ..posterior import Posterior
 from .compare import Comparison
-from .plots import _pyplot
-from .report import _save_figure
 
-__all__ = ["posterior_from_checkpoint", "LocalGaussianGuide", "LocalBernoulliGuide",
-           "compare_fixed_theta", "FixedThetaComparison"]
-
-
-def posterior_from_checkpoint(run_dir, num_images: int = 4, seed: int = 0, data_dir=None) -> Posterior:
-    """p(z | x, theta) of ``num_images`` test images (a seeded random subset) under the
-    trained run in ``run_dir``; the guide is the trained encoder, theta the model module.
-
-    :raises FileNotFoundError: no checkpoint; ``ValueError``: ``num_images < 1``.
-    """
-    from ..data.datasets import load_image_dataset
-    from ..learning import load_run
-
-    if num_images < 1:
-        raise ValueError(f"num_images must be >= 1, got {num_images}")
-    run = load_run(run_dir)
-    dataset = load_image_dataset(run.config.data, data_dir or run.config.data_dir)
-    x, _ = dataset.test_subset(num_images, seed=seed)
-    posterior = Posterior(run.model.model, run.guide, {"x": torch.as_tensor(x, dtype=torch.float32)},
-                          params=run.model, name=f"{run.config.model}_{run.config.method}")
-    posterior.run = run
-    return posterior
-
-
-class LocalGaussianGuide(nn.Module):
-    """Non-amortized q(z_i) = Normal(loc_i, diag(scale_i^2)), one set per image; ``(B, L)``
-    parameters initialised at the encoder's output for the same images."""
-
-    def __init__(self, loc: torch.Tensor, scale: torch.Tensor):
-        super().__init__()
-        self.loc = nn.Parameter(loc.detach().clone())
-        self.raw_scale = nn.Parameter(torch.log(torch.expm1(scale.detach().clone())))
-
-    def forward(self, x, observations=None):
-        pyro.module("local_guide", self)
-        with pyro.plate("images", self.loc.shape[0], dim=-1):
-            pyro.sample("z", dist.Normal(self.loc, nn.functional.softplus(self.raw_scale)).to_event(1))
-
-
-class LocalBernoulliGuide(nn.Module):
-    """Non-amortized mean-field q(h_i) = prod_t Bernoulli(sigmoid(logits_{t,i})) per image,
-    initialised from the recognition net run on its mean activations."""
-
-    def __init__(self, logits: list[torch.Tensor]):
-        super().__init__()
-        self.logits = nn.ParameterList(nn.Parameter(t.detach().clone()) for t in logits)
-
-    def forward(self, x, observations=None):
-        pyro.module("local_guide", self)
-        with pyro.plate("images", self.logits[0].shape[0], dim=-1):
-            for t, logits in enumerate(self.logits):
-                pyro.sample(f"h{t + 1}", dist.Bernoulli(logits=logits).to_event(1))
-
-
-def local_guide(run, x: torch.Tensor) -> nn.Module:
-    """The per-image guide family for ``run``'s model, initialised at its encoder."""
-    with torch.no_grad():
-        if run.config.model == "vae":
-            return LocalGaussianGuide(*run.guide.params(x))
-        logits, h = [], x
-        for layer in run.guide.up:
-            logits.append(layer(h))
-            h = torch.sigmoid(logits[-1])
-        return LocalBernoulliGuide(logits)
+__all__ = ["compare_fixed_theta", "FixedThetaComparison"]
 
 
 def _per_image(model, guide, x, num_samples: int, seed: int) -> pd.DataFrame:
-    from ..learning.evaluate import per_image_log_weights
-
     with pyro.get_param_store().scope(), torch.random.fork_rng():
         torch.manual_seed(seed)
         lw = per_image_log_weights(model, guide, x, num_samples).numpy()  # (S, B)
@@ -118,12 +52,16 @@ def _per_image(model, guide, x, num_samples: int, seed: int) -> pd.DataFrame:
                          "k_hat": [float(_arviz.psislw(lw[:, i])[1]) for i in range(lw.shape[1])]})
 
 
-def _mean_errors(idata, nuts, site: str) -> np.ndarray:
-    """Per image: mean over latent dims of |E_q z - E_NUTS z| / sd_NUTS(z)."""
-    q = idata.posterior[site].values.reshape(-1, *idata.posterior[site].shape[2:])
-    p = nuts.posterior[site].values.reshape(-1, *nuts.posterior[site].shape[2:])
-    err = np.abs(q.mean(0) - p.mean(0)) / p.std(0, ddof=1)
-    return err.reshape(err.shape[0], -1).mean(1)
+def _mean_errors(idata, nuts, sites) -> np.ndarray:
+    """Per image ``(B,)``: mean over the latent dimensions of ``sites`` (each ``(B, ...)`` per
+    draw) of |E_q z - E_NUTS z| / sd_NUTS(z)."""
+    errors = []
+    for site in sites:
+        q = idata.posterior[site].values.reshape(-1, *idata.posterior[site].shape[2:])
+        p = nuts.posterior[site].values.reshape(-1, *nuts.posterior[site].shape[2:])
+        err = np.abs(q.mean(0) - p.mean(0)) / p.std(0, ddof=1)
+        errors.append(err.reshape(err.shape[0], -1))
+    return np.concatenate(errors, axis=1).mean(1)
 
 
 class FixedThetaComparison:
@@ -132,7 +70,8 @@ class FixedThetaComparison:
     :ivar comparison: the standard :class:`~ppl_genmodels.harness.Comparison` of the engines.
     :ivar per_image: rows (image, guide) with ``elbo``, ``iw_bound``, ``iw_bound_se`` (nats),
         ``k_hat`` and ``mean_error_sd`` (NaN without NUTS).
-    :ivar run: the trained run whose (frozen) model the engines targeted.
+    :ivar run: the trained run (:class:`~ppl_genmodels.learning.TrainedRun`) whose frozen
+        model the engines targeted.
     :ivar gaps: rows per image with ``log_p_hat``, ``elbo_refit``, ``elbo_amortized``,
         ``approximation_gap`` and ``amortization_gap`` (nats).
     """
@@ -170,7 +109,7 @@ class FixedThetaComparison:
 
 
 def _gap_figure(gaps: pd.DataFrame, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     idx = np.arange(len(gaps))
     ax.bar(idx - 0.2, gaps["approximation_gap"], 0.4, label="approximation gap")
@@ -181,12 +120,12 @@ def _gap_figure(gaps: pd.DataFrame, path: Path) -> Path:
     ax.set_title("Inference gaps per image (Cremer et al. 2018)")
     ax.legend()
     fig.tight_layout()
-    _save_figure(fig, path)
+    save_figure(fig, path)
     return path
 
 
 def _khat_figure(per_image: pd.DataFrame, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for guide, rows in per_image.groupby("guide", sort=False):
         ax.plot(rows["image"], rows["k_hat"], "o-", label=guide)
@@ -197,7 +136,7 @@ def _khat_figure(per_image: pd.DataFrame, path: Path) -> Path:
     ax.set_title("k-hat per data point (Yao et al. 2018: < 0.5 good, > 0.7 unreliable)")
     ax.legend()
     fig.tight_layout()
-    _save_figure(fig, path)
+    save_figure(fig, path)
     return path
 
 
@@ -213,16 +152,16 @@ def compare_fixed_theta(run_dir, num_images: int = 4, seed: int = 0, num_samples
     :returns: :class:`FixedThetaComparison`.
     :raises RuntimeError: an engine changed theta (checked bit for bit after each).
     """
-    from ..models import get_model
-
-    posterior = posterior_from_checkpoint(run_dir, num_images, seed, data_dir)
-    run = posterior.run
+    run = load_run(run_dir)
+    posterior = posterior_from_run(run, num_images, seed, data_dir)
     x = posterior.data["x"]
-    spec = get_model(run.config.model)
-    config = {**spec.engine_config(False), **(engine_config or {})}
-    refit = Posterior(run.model.model, local_guide(run, x), {"x": x}, params=run.model,
+    module = image_model(run.config.model)
+    config = {**module.engine_config(False), **(engine_config or {})}
+    refit = Posterior(run.model.model, module.local_guide(run.guide, x), {"x": x}, params=run.model,
                       name=posterior.name)
-    continuous = run.config.model == "vae"
+    sites = posterior.validate()
+    discrete = sorted(sites.discrete - set(sites.enumerated))  # NUTS cannot sample these
+    continuous = not discrete
     plan = [("amortized", posterior), ("svi", refit), ("rws", refit)]
     if continuous:
         plan.append(("nuts", posterior))
@@ -237,7 +176,7 @@ def compare_fixed_theta(run_dir, num_images: int = 4, seed: int = 0, num_samples
     frames = []
     for name, guide in guides.items():
         frame = _per_image(run.model.model, guide, x, num_samples, seed).assign(guide=name)
-        frame["mean_error_sd"] = (_mean_errors(idata[name], idata["nuts"], "z")
+        frame["mean_error_sd"] = (_mean_errors(idata[name], idata["nuts"], sites.latent)
                                   if continuous else np.nan)
         frames.append(frame)
     posterior.check_theta_unchanged(before, "per-image evaluation")
@@ -256,7 +195,8 @@ def compare_fixed_theta(run_dir, num_images: int = 4, seed: int = 0, num_samples
             f"on {run.config.data}); {num_images} test images. log p^(x) is the largest "
             "importance-weighted bound over the guides.")
     if not continuous:
-        note += (" NUTS is absent: the sigmoid belief net's latents are binary, and Hamiltonian "
-                 "Monte Carlo needs a differentiable density over continuous latents.")
+        note += (f" NUTS is absent: the latent site(s) {discrete} are discrete (binary or "
+                 "integer-valued) and not enumerated, and Hamiltonian Monte Carlo needs a "
+                 "differentiable density over continuous latents.")
     comparison = Comparison(posterior.name, idata, reference=None, engines=engines, results=results)
     return FixedThetaComparison(comparison, per_image, gaps, num_samples, note, run)

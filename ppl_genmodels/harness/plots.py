@@ -8,19 +8,13 @@ from typing import Mapping
 import numpy as np
 
 from .. import _arviz, diagnostics
+from ..plotting import pyplot
 
 MAX_PARAMS = 20
 
 
-def _pyplot():
-    _arviz.plots()  # selects the Agg backend before pyplot is imported
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _colors(names):
-    plt = _pyplot()
+    plt = pyplot()
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     return {name: cycle[i % len(cycle)] for i, name in enumerate(names)}
 
@@ -37,7 +31,7 @@ def forest(comparison):
     """Posterior mean, +-1 sd (thick) and 94% interval (thin) per parameter and engine, with
     the reference in black: mean +- sd (thick) and, when it has draws, its 94% interval
     (thin). Parameters with a reference come first; at most ``MAX_PARAMS``."""
-    plt = _pyplot()
+    plt = pyplot()
     params = _params(comparison)
     engines = list(comparison.idata)
     colors = _colors(engines)
@@ -74,7 +68,7 @@ def forest(comparison):
 
 def densities(comparison):
     """Marginal density of each parameter, every engine overlaid (ArviZ KDE)."""
-    plt = _pyplot()
+    plt = pyplot()
     az = _arviz.plots()
     params = _params(comparison)
     engines = list(comparison.idata)
@@ -107,7 +101,7 @@ def densities(comparison):
 def pair_overlay(comparison, engine: str, against: str = "nuts", max_params: int = 4):
     """Pairwise scatter of ``engine``'s draws over ``against``'s (grey) for the first
     parameters; shows correlations a mean-field guide misses."""
-    plt = _pyplot()
+    plt = pyplot()
     a = diagnostics.flat_draws(comparison.idata[engine])
     b = diagnostics.flat_draws(comparison.idata[against])
     params = [p for p in a if p in b][:max_params]
@@ -154,7 +148,7 @@ def rank_plot(idata, max_params: int = 4):
     first ``max_params`` scalar parameters: for well-mixed chains each chain's ranks of the
     pooled draws are uniform (bars scatter around the dashed line, the uniform
     expectation)."""
-    plt = _pyplot()
+    plt = pyplot()
     az = _arviz.plots()
     flat = diagnostics.flat_draws(idata)
     names = list(flat)[:max_params]
@@ -183,7 +177,7 @@ def psis_means(comparison):
 
     :raises ValueError: no engine has ``log_weight`` or there is no baseline.
     """
-    plt = _pyplot()
+    plt = pyplot()
     vi = [n for n, d in comparison.idata.items()
           if "sample_stats" in d.groups() and "log_weight" in d.sample_stats]
     base_mean, base_sd = comparison.baseline_moments()
@@ -222,7 +216,7 @@ def psis_means(comparison):
 
 def loss_curves(idatas: Mapping[str, object]):
     """Optimisation traces of the VI engines (nats), raw and smoothed over 50 steps."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for name, idata in idatas.items():
         for var in idata.sample_stats.data_vars:

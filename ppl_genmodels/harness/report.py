@@ -21,6 +21,7 @@ import pandas as pd
 
 from .. import diagnostics
 from ..io import atomic_path, save_netcdf, write_text
+from ..plotting import save_figure
 from . import plots
 
 log = logging.getLogger(__name__)
@@ -56,22 +57,12 @@ Block = tuple
 Section = tuple[str, list[Block]]
 
 
-def _save_figure(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=110)
-    finally:
-        plt.close(fig)
-
-
 def _figures(comparison, directory: Path) -> list[tuple[str, str]]:
     """Draw and save every figure; :returns: (file name, caption) pairs."""
     made = []
 
     def save(fig, fname, caption):
-        _save_figure(fig, directory / fname)
+        save_figure(fig, directory / fname)
         made.append((fname, caption))
 
     save(plots.forest(comparison), "forest.png",

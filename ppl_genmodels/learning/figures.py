@@ -7,13 +7,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..harness.plots import _pyplot
-from ..harness.report import _save_figure as _save
+from ..plotting import pyplot, save_figure
 
 
 def image_grid(images: np.ndarray, image_shape, rows: int, title: str, row_labels=None):
     """A figure of ``(rows * cols, D)`` images in [0, 1] (pixel probabilities or pixels)."""
-    plt = _pyplot()
+    plt = pyplot()
     cols = len(images) // rows
     h, w = image_shape
     grid = images[: rows * cols].reshape(rows, cols, h, w).transpose(0, 2, 1, 3).reshape(rows * h, cols * w)
@@ -31,19 +30,19 @@ def image_grid(images: np.ndarray, image_shape, rows: int, title: str, row_label
 def write_run_figures(run, dataset, x_test: torch.Tensor, y_test, directory: Path, seed: int = 0):
     """Write samples.png, reconstructions.png, training.png (and latent_scatter.png for 2-d
     VAE latents) into ``directory``; returns the file names."""
-    plt = _pyplot()
+    plt = pyplot()
     cfg = run.config
     made = []
     gen = torch.Generator().manual_seed(seed)
     samples = run.model.sample_images(64, gen).numpy()
-    _save(image_grid(samples, dataset.image_shape, 8,
+    save_figure(image_grid(samples, dataset.image_shape, 8,
                      f"{cfg.model} ({cfg.method}): pixel probabilities of 64 model samples"),
           directory / "samples.png")
     made.append("samples.png")
     x = x_test[:16]
     recon = run.model.reconstruct(run.guide, x).numpy()
     both = np.concatenate([x.numpy(), recon])
-    _save(image_grid(both, dataset.image_shape, 2, f"{cfg.model} ({cfg.method}): test images and "
+    save_figure(image_grid(both, dataset.image_shape, 2, f"{cfg.model} ({cfg.method}): test images and "
                      "reconstructions", row_labels=["data", "recon."]), directory / "reconstructions.png")
     made.append("reconstructions.png")
     epochs = [h["epoch"] for h in run.history]
@@ -55,7 +54,7 @@ def write_run_figures(run, dataset, x_test: torch.Tensor, y_test, directory: Pat
     ax.set_title(f"{cfg.model} trained by {cfg.method} on {cfg.data}")
     ax.legend()
     fig.tight_layout()
-    _save(fig, directory / "training.png")
+    save_figure(fig, directory / "training.png")
     made.append("training.png")
     if cfg.model == "vae" and run.model.latent_dim == 2:
         with torch.no_grad():
@@ -71,6 +70,6 @@ def write_run_figures(run, dataset, x_test: torch.Tensor, y_test, directory: Pat
         ax.set_ylabel("z[1] (encoder mean)")
         ax.set_title("test images in latent space")
         fig.tight_layout()
-        _save(fig, directory / "latent_scatter.png")
+        save_figure(fig, directory / "latent_scatter.png")
         made.append("latent_scatter.png")
     return made

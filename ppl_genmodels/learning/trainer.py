@@ -40,13 +40,14 @@ from tqdm.auto import tqdm
 
 from ..data.datasets import ImageDataset, load_image_dataset
 from ..io import atomic_path, write_text
+from ..models.registry import IMAGE_MODELS
+from ..posterior import Posterior
 from . import objectives
+from .methods import DEFAULT_PARTICLES, METHODS
 
-__all__ = ["METHODS", "IMAGE_MODELS", "TrainConfig", "TrainedRun", "train", "load_run", "build_model"]
+__all__ = ["METHODS", "IMAGE_MODELS", "TrainConfig", "TrainedRun", "train", "load_run", "build_model",
+           "image_model", "posterior_from_run", "posterior_from_checkpoint"]
 
-METHODS = ("svi", "iwae", "rws", "wake_sleep", "nvil")
-IMAGE_MODELS = ("vae", "sbn")
-DEFAULT_PARTICLES = {"svi": 1, "iwae": 5, "rws": 5, "wake_sleep": 1, "nvil": 1}
 CHECKPOINT = "checkpoint.pt"
 _PYRO_ELBOS = {"svi": pyro.infer.Trace_ELBO, "iwae": pyro.infer.RenyiELBO,
                "nvil": pyro.infer.TraceGraph_ELBO}
@@ -81,8 +82,9 @@ class TrainConfig:
             raise ValueError("rws needs num_particles >= 2 (K = 1 is wake_sleep)")
         if self.method == "wake_sleep" and self.num_particles != 1:
             raise ValueError("wake_sleep uses one guide sample (num_particles=1); use rws for K > 1")
-        if self.method == "iwae" and self.model == "sbn":
-            raise ValueError("iwae needs reparameterized latents; sbn's are binary: use rws or nvil")
+        if self.method == "iwae" and not image_model(self.model).REPARAMETERIZED:
+            raise ValueError(f"iwae needs reparameterized latents; {self.model}'s are discrete: "
+                             "use rws or nvil")
         for name in ("epochs", "batch_size", "num_particles"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -108,13 +110,32 @@ class TrainedRun:
     directory: Path | None = None
 
 
-def build_model(config: TrainConfig, pixels: int):
-    """``(generative module, encoder)`` for ``config.model``; NVIL gets neural baselines."""
-    from ..models import sbn, vae
+def image_model(name: str):
+    """The module of the built-in image model ``name``: its ``build(pixels, **kwargs)`` gives
+    ``(generative module, encoder)`` and ``local_guide(encoder, x)`` the per-image guide.
 
-    if config.model == "vae":
-        return vae.build(pixels, **config.model_kwargs)
-    return sbn.build(pixels, baselines=config.method == "nvil", **config.model_kwargs)
+    :raises ValueError: ``name`` is not a trainable image model.
+    """
+    from ..models import get_model
+
+    if name not in IMAGE_MODELS:
+        raise ValueError(f"unknown image model {name!r}; known: {list(IMAGE_MODELS)}")
+    return get_model(name).module
+
+
+def build_model(config: TrainConfig, pixels: int):
+    """``(generative module, encoder)`` for ``config.model`` on ``pixels``-pixel images.
+
+    NVIL on latents that are not reparameterized (``sbn``) gets the encoder's neural
+    baselines, which reduce the variance of its score-function gradients.
+
+    :raises ValueError: from the model's ``build`` (bad sizes or architecture).
+    """
+    module = image_model(config.model)
+    kwargs = dict(config.model_kwargs)
+    if config.method == "nvil" and not module.REPARAMETERIZED:
+        kwargs["baselines"] = True
+    return module.build(pixels, **kwargs)
 
 
 def _step(config: TrainConfig, model, guide, x: torch.Tensor) -> float:
@@ -252,7 +273,8 @@ def train(model: str = "vae", data: str = "binarized_mnist", *, data_dir=None, m
                             "time_s": seconds, "images_per_s": seen / seconds,
                             "complete": not out_of_time})
             if directory is not None:
-                _save(directory, {"config": asdict(config), "epoch": epoch + 1,
+                _save(directory, {"config": asdict(config), "pixels": dataset.pixels,
+                                  "epoch": epoch + 1,
                                   "model": gen.state_dict(), "guide": guide.state_dict(),
                                   "optimizer": optimizer.state_dict(),
                                   "rng": _rng_state(data_gen), "history": history})
@@ -270,9 +292,10 @@ def _write_history(directory: Path, history: list[dict]) -> None:
 
 
 def load_run(directory) -> TrainedRun:
-    """Rebuild a run from ``directory/checkpoint.pt``.
+    """Rebuild a run from ``directory/checkpoint.pt`` (the model is built for the pixel count
+    the checkpoint records; an older checkpoint without it takes the run's data set's).
 
-    :raises FileNotFoundError: no checkpoint there.
+    :raises FileNotFoundError: no checkpoint there (or, for an older checkpoint, no data set).
     """
     directory = Path(directory)
     path = directory / CHECKPOINT
@@ -280,21 +303,38 @@ def load_run(directory) -> TrainedRun:
         raise FileNotFoundError(f"{path} not found: is {directory} a `ppl-genmodels train` run folder?")
     checkpoint = torch.load(path, weights_only=False)
     config = TrainConfig(**checkpoint["config"])
-    pixels = _pixels(checkpoint["model"])
-    gen, guide = build_model(config, pixels)
+    pixels = checkpoint.get("pixels")
+    if pixels is None:  # a checkpoint from before the pixel count was recorded: ask the data
+        pixels = load_image_dataset(config.data, config.data_dir).pixels
+    gen, guide = build_model(config, int(pixels))
     gen.load_state_dict(checkpoint["model"])
     guide.load_state_dict(checkpoint["guide"])
     gen.eval(), guide.eval()
     return TrainedRun(gen, guide, config, list(checkpoint["history"]), directory)
 
 
-def _pixels(state: dict) -> int:
-    # The last layer's bias has one entry per pixel (vae: decoder.net.*; sbn: down.0).
-    if "down.0.bias" in state:
-        return int(state["down.0.bias"].shape[0])
-    last = [k for k in state if k.startswith("decoder.net.") and k.endswith(".bias")][-1]
-    size = state[last].shape[0]
-    if size == 1:  # conv: one output channel; pixels = (4 q)^2 from fc
-        fc = state["decoder.fc.0.bias"].shape[0] // 32
-        return int(fc * 16)
-    return int(size)
+def posterior_from_run(run: TrainedRun, num_images: int = 4, seed: int = 0, data_dir=None,
+                       name: str | None = None) -> Posterior:
+    """p(z | x, theta) of ``num_images`` test images (a seeded random subset, see
+    :meth:`~ppl_genmodels.data.ImageDataset.test_subset`) of the run's data set, under the
+    run's theta; the guide is the trained encoder, ``params`` the generative module.
+
+    :param data_dir: overrides the run's data folder.
+    :param name: the posterior's name (default ``"{model}_{method}"``).
+    :returns: a :class:`~ppl_genmodels.Posterior` with data ``{"x": (num_images, D)}`` float32.
+    :raises ValueError: ``num_images < 1``; ``FileNotFoundError``: the data set's files.
+    """
+    if num_images < 1:
+        raise ValueError(f"num_images must be >= 1, got {num_images}")
+    dataset = load_image_dataset(run.config.data, data_dir or run.config.data_dir)
+    x, _ = dataset.test_subset(num_images, seed=seed)
+    return Posterior(run.model.model, run.guide, {"x": torch.as_tensor(x, dtype=torch.float32)},
+                     params=run.model, name=name or f"{run.config.model}_{run.config.method}")
+
+
+def posterior_from_checkpoint(run_dir, num_images: int = 4, seed: int = 0, data_dir=None) -> Posterior:
+    """:func:`posterior_from_run` of the run saved in ``run_dir`` (see :func:`load_run`).
+
+    :raises FileNotFoundError: no checkpoint; ``ValueError``: ``num_images < 1``.
+    """
+    return posterior_from_run(load_run(run_dir), num_images, seed, data_dir)

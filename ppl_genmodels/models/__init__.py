@@ -1,59 +1,58 @@
 """Built-in models: one module per model with its model, guide, data and reference.
 
-Each module defines ``NAME``, ``DESCRIPTION``, ``make_posterior(quick, seed)``,
-``reference(posterior)`` (a :class:`~ppl_genmodels.reference.Reference` or ``None``)
-and ``engine_config(quick)`` (engine name -> keyword arguments), and optionally
-``ENGINES`` (the built-in engines it supports; default :data:`DEFAULT_ENGINES`).
+The list of models, with their descriptions and engines, is plain data in
+:mod:`ppl_genmodels.models.registry`; :func:`get_model` imports a model's module (and with
+it torch and Pyro) only when its posterior, reference or budgets are asked for.
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from functools import cached_property
 from types import ModuleType
 
+from .registry import ModelInfo, list_models, model_info
+
 __all__ = ["list_models", "get_model", "ModelSpec"]
-
-_MODULES = {
-    "eight_schools": "eight_schools",
-    "normal_normal": "normal_normal",
-    "vae_digits": "vae_digits",
-    "vae": "vae",
-    "sbn": "sbn",
-    "kidiq": "kidiq",
-    "gauss_mix": "gauss_mix",
-    "neals_funnel": "neals_funnel",
-    "banana": "banana",
-    "linear_regression": "linear_regression",
-    "logistic_regression": "logistic_regression",
-    "enum_mixture": "enum_mixture",
-}
-
-DEFAULT_ENGINES = ("svi", "rws", "nuts")
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A registered model; thin view of its module."""
+    """A built-in model: its registry entry (:class:`~ppl_genmodels.models.registry.ModelInfo`)
+    and, on first use, the module that defines it."""
 
-    name: str
-    module: ModuleType
+    info: ModelInfo
+
+    @property
+    def name(self) -> str:
+        return self.info.name
 
     @property
     def description(self) -> str:
-        return self.module.DESCRIPTION
+        return self.info.description
 
     @property
     def engines(self) -> tuple[str, ...]:
-        """Built-in engines that can run this model (module's ``ENGINES``, else all three).
+        """Built-in engines that can run this model, e.g. ``("svi", "nuts")`` for models with
+        enumerated discrete sites, which reweighted wake-sleep cannot sum out."""
+        return self.info.engines
 
-        E.g. ``("svi", "nuts")`` for models with enumerated discrete sites, which
-        reweighted wake-sleep cannot sum out.
-        """
-        return tuple(getattr(self.module, "ENGINES", DEFAULT_ENGINES))
+    @cached_property
+    def module(self) -> ModuleType:
+        """The module that defines the model (imported on first access)."""
+        return importlib.import_module(self.info.module)
 
     def posterior(self, quick: bool = False, seed: int = 0):
-        """Build the model's :class:`~ppl_genmodels.Posterior` (``quick``: small budgets)."""
+        """Build the model's :class:`~ppl_genmodels.Posterior` (``quick``: small budgets).
+
+        :raises ValueError: a trainable model (``vae``, ``sbn``) has no built-in theta: its
+            posterior comes from a ``ppl-genmodels train`` run
+            (:func:`ppl_genmodels.learning.posterior_from_checkpoint`).
+        """
+        if self.info.trainable:
+            raise ValueError(f"{self.name} has no built-in theta: train one (`ppl-genmodels train "
+                             f"{self.name} ...`) and pass --checkpoint RUN_DIR")
         return self.module.make_posterior(quick=quick, seed=seed)
 
     def reference(self, posterior=None):
@@ -65,14 +64,9 @@ class ModelSpec:
         return self.module.engine_config(quick)
 
 
-def list_models() -> list[str]:
-    """Names of the built-in models."""
-    return sorted(_MODULES)
-
-
 def get_model(name: str) -> ModelSpec:
-    """:raises ValueError: unknown name (the message lists the known ones)."""
-    if name not in _MODULES:
-        raise ValueError(f"unknown model {name!r}; built-in models are {list_models()}")
-    module = importlib.import_module(f"{__name__}.{_MODULES[name]}")
-    return ModelSpec(name=name, module=module)
+    """The built-in model ``name``; its module is imported on first use, not here.
+
+    :raises ValueError: unknown name (the message lists the known ones).
+    """
+    return ModelSpec(model_info(name))

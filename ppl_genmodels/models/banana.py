@@ -28,7 +28,6 @@ from ..posterior import Posterior
 from ..reference import Reference
 
 NAME = "banana"
-DESCRIPTION = "2-D banana (Haario et al. 1999; Inference Gym); closed-form moments"
 
 CURVATURE = 0.03
 X0_SCALE = 10.0

@@ -25,7 +25,6 @@ from ..posterior import Posterior
 from ..reference import Reference
 
 NAME = "eight_schools"
-DESCRIPTION = "Rubin's eight schools, non-centred; posteriordb reference"
 
 Y = [28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0]
 SIGMA = [15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0]

@@ -8,8 +8,8 @@ with known WEIGHTS = (0.2, 0.5, 0.3) and SCALE = 1. The assignments ``a`` are di
 NUTS (``pyro.infer.NUTS``) and SVI (``TraceEnum_ELBO``) both sum them out exactly
 (Pyro's parallel enumeration; Obermeyer et al. 2019, "Tensor variable elimination for
 plated factor graphs"), so the guide covers ``locs`` only. RWS cannot sum them out, hence
-``ENGINES = ("svi", "nuts")``. The ordering removes the label-switching symmetry, so the
-posterior is unimodal.
+its registry entry lists the engines ("svi", "nuts"). The ordering removes the
+label-switching symmetry, so the posterior is unimodal.
 
 Data: N = 150 draws from the model with locs = (-4, 0, 3.5), ``numpy.random.default_rng(0)``
 (:func:`load_data`).
@@ -37,8 +37,6 @@ from ..reference import Reference
 from ._distributions import OrderedNormal
 
 NAME = "enum_mixture"
-DESCRIPTION = "3-component 1-D Gaussian mixture, enumerated assignments (N=150); quadrature"
-ENGINES = ("svi", "nuts")
 
 WEIGHTS = (0.2, 0.5, 0.3)
 SCALE = 1.0

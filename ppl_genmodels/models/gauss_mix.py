@@ -36,7 +36,6 @@ from ..reference import Reference
 from ._distributions import OrderedNormal
 
 NAME = "gauss_mix"
-DESCRIPTION = "two-component 1-D Gaussian mixture, ordered means (N=1000); posteriordb reference"
 
 DATA_FILE = Path(__file__).parent / "data" / "low_dim_gauss_mix.json"
 REFERENCE_FILE = Path(__file__).parent / "references" / "low_dim_gauss_mix.json"

@@ -41,7 +41,6 @@ from ..posterior import Posterior
 from ..reference import Reference
 
 NAME = "kidiq"
-DESCRIPTION = "Gelman & Hill child IQ regression (N=434, correlated beta); posteriordb reference"
 
 DATA_FILE = Path(__file__).parent / "data" / "kidiq.json"
 REFERENCE_FILE = Path(__file__).parent / "references" / "kidiq_kidscore_momiq.json"

@@ -30,7 +30,6 @@ from ..posterior import Posterior
 from ..reference import Reference
 
 NAME = "linear_regression"
-DESCRIPTION = "conjugate linear regression, diabetes data (N=442, D=10, correlated); closed form"
 
 PRIOR_SCALE = 1.0
 NOISE_SCALE = 0.7

@@ -28,7 +28,6 @@ from ..posterior import Posterior
 from ..reference import Reference
 
 NAME = "logistic_regression"
-DESCRIPTION = "logistic regression, breast cancer data (N=569, D=6 + intercept); NUTS reference"
 
 FEATURES = ("mean radius", "mean texture", "mean smoothness", "mean concave points",
             "mean symmetry", "mean fractal dimension")

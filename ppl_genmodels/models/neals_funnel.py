@@ -27,7 +27,6 @@ from ..posterior import Posterior
 from ..reference import Reference
 
 NAME = "neals_funnel"
-DESCRIPTION = "Neal's funnel, 10-D (centred; NUTS is expected to diverge); closed-form moments"
 
 V_SCALE = 3.0
 NUM_X = 9

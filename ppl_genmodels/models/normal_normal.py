@@ -22,7 +22,6 @@ from ..posterior import Posterior
 from ..reference import Reference
 
 NAME = "normal_normal"
-DESCRIPTION = "conjugate Gaussian mean (D=2, N=20); closed-form posterior"
 
 PRIOR_LOC, PRIOR_SCALE, OBS_SCALE = 0.0, 2.0, 1.0
 

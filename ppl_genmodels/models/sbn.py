@@ -23,8 +23,6 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-NAME = "sbn"
-DESCRIPTION = "sigmoid belief net (binary layers 200-200) with Bernoulli encoder; needs --checkpoint"
 REPARAMETERIZED = False
 
 
@@ -105,17 +103,33 @@ def build(pixels: int, layers: tuple[int, ...] | list[int] = (200, 200), baselin
     return SBN(layers, pixels), Encoder(layers, pixels, baselines)
 
 
-def make_posterior(quick: bool = False, seed: int = 0, checkpoint=None, num_images: int = 4):
-    """p(h | x, theta) of ``num_images`` test images under a trained checkpoint.
+class LocalBernoulliGuide(nn.Module):
+    """Non-amortized mean-field q(h[i]) = prod_t Bernoulli(sigmoid(logits_t[i])) per image.
 
-    :raises ValueError: without ``checkpoint``.
+    :param logits: one ``(B, H_t)`` tensor of initial logits per layer, bottom up.
     """
-    from ..harness.fixed_theta import posterior_from_checkpoint
 
-    if checkpoint is None:
-        raise ValueError("sbn has no built-in theta: train one (`ppl-genmodels train sbn ...`) "
-                         "and pass --checkpoint RUN_DIR")
-    return posterior_from_checkpoint(checkpoint, num_images=num_images, seed=seed)
+    def __init__(self, logits: list[torch.Tensor]):
+        super().__init__()
+        self.logits = nn.ParameterList(nn.Parameter(t.detach().clone()) for t in logits)
+
+    def forward(self, x, observations=None):
+        pyro.module("local_guide", self)
+        with pyro.plate("images", self.logits[0].shape[0], dim=-1):
+            for t, logits in enumerate(self.logits):
+                pyro.sample(f"h{t + 1}", dist.Bernoulli(logits=logits).to_event(1))
+
+
+def local_guide(encoder: Encoder, x: torch.Tensor) -> LocalBernoulliGuide:
+    """The per-image (non-amortized) guide family for the images ``x`` ``(B, D)``, initialised
+    by running the recognition net on its mean activations: logits_t = V_t sigmoid(logits_{t-1})
+    + c_t, with sigmoid(logits_0) replaced by x."""
+    with torch.no_grad():
+        logits, h = [], x
+        for layer in encoder.up:
+            logits.append(layer(h))
+            h = torch.sigmoid(logits[-1])
+        return LocalBernoulliGuide(logits)
 
 
 def reference(posterior=None):

@@ -24,8 +24,6 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-NAME = "vae"
-DESCRIPTION = "VAE (Gaussian latents, Bernoulli pixels), MLP 2x200 tanh or conv; needs --checkpoint"
 ARCHS = ("mlp", "conv")
 REPARAMETERIZED = True
 
@@ -145,17 +143,29 @@ def build(pixels: int, latent_dim: int = 50, hidden: int = 200, arch: str = "mlp
     return VAE(latent_dim, pixels, hidden, arch), Encoder(latent_dim, pixels, hidden, arch)
 
 
-def make_posterior(quick: bool = False, seed: int = 0, checkpoint=None, num_images: int = 4):
-    """p(z | x, theta) of ``num_images`` test images under a trained checkpoint.
+class LocalGaussianGuide(nn.Module):
+    """Non-amortized q(z[i]) = Normal(loc[i], diag(scale[i]^2)): its own parameters per image.
 
-    :raises ValueError: without ``checkpoint`` (theta must be learned first).
+    :param loc: ``(B, L)`` initial means (e.g. the encoder's output for the same images).
+    :param scale: ``(B, L)`` initial standard deviations, > 0.
     """
-    from ..harness.fixed_theta import posterior_from_checkpoint
 
-    if checkpoint is None:
-        raise ValueError("vae has no built-in theta: train one (`ppl-genmodels train vae ...`) "
-                         "and pass --checkpoint RUN_DIR")
-    return posterior_from_checkpoint(checkpoint, num_images=num_images, seed=seed)
+    def __init__(self, loc: torch.Tensor, scale: torch.Tensor):
+        super().__init__()
+        self.loc = nn.Parameter(loc.detach().clone())
+        self.raw_scale = nn.Parameter(torch.log(torch.expm1(scale.detach().clone())))
+
+    def forward(self, x, observations=None):
+        pyro.module("local_guide", self)
+        with pyro.plate("images", self.loc.shape[0], dim=-1):
+            pyro.sample("z", dist.Normal(self.loc, nn.functional.softplus(self.raw_scale)).to_event(1))
+
+
+def local_guide(encoder: Encoder, x: torch.Tensor) -> LocalGaussianGuide:
+    """The per-image (non-amortized) guide family, initialised at ``encoder``'s q(z | x) for
+    the images ``x`` ``(B, D)``: the refit q* of Cremer, Li & Duvenaud (2018)."""
+    with torch.no_grad():
+        return LocalGaussianGuide(*encoder.params(x))
 
 
 def reference(posterior=None):

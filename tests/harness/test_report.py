@@ -12,6 +12,7 @@ from harness_data import regression_reference
 from ppl_genmodels._arviz import psislw
 from ppl_genmodels.harness import Comparison, plots
 from ppl_genmodels.harness.report import write_report
+from ppl_genmodels.plotting import pyplot
 
 
 def _with_reference(comparison, **extra_idata):
@@ -73,7 +74,7 @@ def test_html_report_is_self_contained_with_verdicts_first(tmp_path, regression_
 
 
 def _tiny_png():
-    plt = plots._pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1, 1))
     ax.set_title("extra")
     buf = io.BytesIO()
@@ -138,7 +139,7 @@ def test_forest_plot_shows_the_reference_interval(regression_comparison):
         assert any(np.allclose(x, [lo, hi]) for x in black)  # 94% interval
         assert any(np.allclose(x, [ref.mean[p] - ref.sd[p], ref.mean[p] + ref.sd[p]]) for x in black)
     assert "reference" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    plots._pyplot().close(fig)
+    pyplot().close(fig)
 
 
 def test_bad_extra_sections_are_rejected_before_writing(tmp_path, regression_comparison):

@@ -1,0 +1,16 @@
+"""The training methods of :func:`ppl_genmodels.learning.train`, as plain data.
+
+Importing this module imports neither torch nor Pyro, so that the command line can build
+its ``train`` parser without them. What each method optimises is described in
+:mod:`ppl_genmodels.learning.trainer`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["METHODS", "DEFAULT_PARTICLES"]
+
+METHODS = ("svi", "iwae", "rws", "wake_sleep", "nvil")
+"""Training methods: ELBO (svi), importance-weighted bound (iwae), reweighted wake-sleep
+(rws), classic wake-sleep (wake_sleep), score-function ELBO with neural baselines (nvil)."""
+DEFAULT_PARTICLES = {"svi": 1, "iwae": 5, "rws": 5, "wake_sleep": 1, "nvil": 1}
+"""K, the number of guide samples per image and step, when none is given."""
