@@ -110,6 +110,8 @@ def slim_checkpoint(run_dir: Path) -> tuple[dict, dict]:
             state[name] = t.detach().clone().contiguous()
         out[key] = state
     out["history"] = [dict(h) for h in full["history"]]
+    # load_run builds the model for the recorded pixel count (runs of older commits lack it).
+    out["pixels"] = int(full.get("pixels", 784))
     return out, provenance
 
 

@@ -29,7 +29,7 @@ import pandas as pd
 import pyro
 import torch
 
-from .. import _arviz
+from .. import _arviz, diagnostics
 from ..infer import get_engine
 from ..learning.evaluate import per_image_log_weights
 from ..learning.trainer import image_model, load_run, posterior_from_run

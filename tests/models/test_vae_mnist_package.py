@@ -91,7 +91,8 @@ def test_checkpoint_is_small_float32_without_optimizer_state():
     path = vae_mnist.packaged_checkpoint_dir() / "checkpoint.pt"
     assert path.stat().st_size < 5 * 2**20
     checkpoint = vae_mnist.packaged_checkpoint()  # weights_only=True
-    assert set(checkpoint) == {"config", "epoch", "model", "guide", "history", "provenance"}
+    assert set(checkpoint) == {"config", "epoch", "model", "guide", "history", "provenance", "pixels"}
+    assert checkpoint["pixels"] == 784
     for key in ("model", "guide"):
         assert all(t.dtype == torch.float32 for t in checkpoint[key].values())
     config = checkpoint["config"]
