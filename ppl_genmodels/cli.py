@@ -94,6 +94,9 @@ def _compare(args) -> int:
     for name in args.models:
         spec = get_model(name)
         print(f"\n=== {name}: {spec.description}", flush=True)
+        if spec.info.fixed_theta:
+            reports.append(_compare_packaged(spec, args, out / name))
+            continue
         try:
             posterior = spec.posterior(quick=args.quick, seed=args.seed)
         except ValueError as exc:  # e.g. vae/sbn without --checkpoint
@@ -276,6 +279,33 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _print_fixed_theta(result) -> None:
+    print(result.note)
+    print("\nimages each engine can be trusted on:")
+    print(result.trust.to_string())
+    print("\nper guide, averaged over images (nats; k_hat; mean error in NUTS sds):")
+    print(result.summary().to_string(float_format=lambda v: f"{v:.3f}"))
+    print("\ngaps over images (nats):")
+    print(result.gaps.describe().T.to_string(float_format=lambda v: f"{v:.3f}"))
+
+
+def _compare_packaged(spec, args, out: Path) -> Path:
+    """The fixed-theta comparison of a packaged image model (``vae_mnist``)."""
+    from .harness.fixed_theta import compare_fixed_theta
+    from .learning import load_run
+
+    module = spec.module
+    x = module.make_posterior(quick=args.quick).data["x"]
+    result = compare_fixed_theta(load_run(module.packaged_checkpoint_dir()), images=x,
+                                 seed=args.seed, num_samples=module.NUM_SAMPLES,
+                                 engine_config=spec.engine_config(args.quick),
+                                 progress=not args.no_progress)
+    report = result.save(out)
+    _print_fixed_theta(result)
+    print(f"\nreport: {report}", flush=True)
+    return report
+
+
 def _compare_checkpoint(args) -> int:
     bad = [m for m in args.models if m not in IMAGE_MODELS]
     if bad or len(args.models) != 1:
@@ -302,11 +332,7 @@ def _compare_checkpoint(args) -> int:
         return 2
     report = result.save(args.out)
     pd.set_option("display.width", 200)
-    print(result.note)
-    print("\nper guide, averaged over images (nats; k_hat; mean error in NUTS sds):")
-    print(result.summary().to_string(float_format=lambda v: f"{v:.3f}"))
-    print("\ngaps per image (nats):")
-    print(result.gaps.to_string(float_format=lambda v: f"{v:.3f}"))
+    _print_fixed_theta(result)
     for engine, row in result.comparison.engine_table.iterrows():
         print(f"  {engine:10s} {row.verdict:13s} {row.because}")
     print(f"\nreport: {report}")

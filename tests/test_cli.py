@@ -19,11 +19,13 @@ def test_compare_quick_end_to_end_then_refuse_overwrite(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["compare", "--quick", "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert "eight_schools: engines" in printed and "vae_digits: engines" in printed
+    assert "eight_schools: engines" in printed and "images each engine can be trusted on" in printed
     assert "k_hat" in printed and "report:" in printed
-    for model in ("eight_schools", "vae_digits"):
+    for model in ("eight_schools", "vae_mnist"):
         files = {p.name for p in (out / model).iterdir()}
         assert {"svi.nc", "rws.nc", "nuts.nc", "report.md", "summary.csv", "forest.png"} <= files
+    assert {"per_image.csv", "nuts_per_image.csv", "active_dimensions.png"} <= {
+        p.name for p in (out / "vae_mnist").iterdir()}
     assert (out / "index.md").exists()
 
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}

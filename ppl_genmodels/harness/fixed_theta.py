@@ -8,16 +8,19 @@ Freeze a trained model p_theta and, on a batch of test images, compare:
   image, initialised at the encoder's output) by maximising the ELBO -- the best q* of the
   family, up to optimisation;
 - ``rws``: the same per-image guide refit by reweighted wake-sleep (wake-phi);
-- ``nuts``: NUTS on the batch's latents jointly (continuous latents only: the sigmoid belief
-  net's binary latents are out of NUTS's reach, so ``sbn`` comparisons have no NUTS and no
-  mean errors).
+- ``nuts``: NUTS with every image its own posterior, all images in one batched ensemble run
+  (:mod:`.per_image`; continuous latents only: the sigmoid belief net's binary latents are out
+  of NUTS's reach, so ``sbn`` comparisons have no NUTS and no mean errors).
 
 Per image i and guide q (all in nats except k-hat and the mean error):
 ELBO_i(q) and the importance-weighted bound IW_i(q) with S samples; log p^(x_i) = the largest
 IW_i over guides (each is a stochastic lower bound on log p(x_i)); approximation gap
 log p^(x_i) - ELBO_i(q*), amortization gap ELBO_i(q*) - ELBO_i(q_amortized), with q* the
 refit ``svi`` guide; the PSIS k-hat of q's S weights (Yao et al. 2018); and the mean over
-latent dimensions of |E_q z - E_NUTS z| / sd_NUTS(z).
+latent dimensions of |E_q z - E_NUTS z| / sd_NUTS(z). Verdicts are per image too: a guide's
+from its k-hat on that image, NUTS's from that image's R-hat, ESS and divergences; the report
+counts the images each engine can be trusted on. The per-parameter tables and figures of the
+standard report show the first ``report_images`` images only.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from ..io import atomic_path
 from ..plotting import pyplot, save_figure
 from ..posterior import Posterior
 from .compare import Comparison
+from .per_image import (active_dimensions_figure, k_hat_verdict, nuts_image_table,
+                        nuts_per_image, trust_counts)
 
 __all__ = ["compare_fixed_theta", "FixedThetaComparison"]
 
@@ -77,9 +82,28 @@ class FixedThetaComparison:
     """
 
     def __init__(self, comparison: Comparison, per_image: pd.DataFrame, gaps: pd.DataFrame,
-                 num_samples: int, note: str, run=None):
+                 num_samples: int, note: str, run=None, nuts_images: pd.DataFrame | None = None,
+                 idata: dict | None = None):
         self.comparison, self.per_image, self.gaps, self.run = comparison, per_image, gaps, run
         self.num_samples, self.note = num_samples, note
+        self.nuts_images = nuts_images
+        self.idata = idata or {}
+
+    @property
+    def verdicts(self) -> pd.DataFrame:
+        """Rows ``(image, engine, verdict)``: guides by their k-hat on the image, NUTS by
+        the image's own diagnostics."""
+        rows = self.per_image[["image", "guide", "verdict"]].rename(columns={"guide": "engine"})
+        if self.nuts_images is not None:
+            rows = pd.concat([rows, self.nuts_images[["image", "verdict"]].assign(engine="nuts")],
+                             ignore_index=True)
+        return rows
+
+    @property
+    def trust(self) -> pd.DataFrame:
+        """Per engine: the number of images it can be trusted on (*trust*), *caution*, *do
+        not trust* (:func:`~ppl_genmodels.harness.per_image.trust_counts`)."""
+        return trust_counts(self.verdicts)
 
     def summary(self) -> pd.DataFrame:
         """Per guide: the per-image columns averaged over images."""
@@ -94,13 +118,33 @@ class FixedThetaComparison:
             self.per_image.to_csv(tmp, index=False)
         with atomic_path(directory / "gaps.csv") as tmp:
             self.gaps.to_csv(tmp)
+        if self.nuts_images is not None:
+            with atomic_path(directory / "nuts_per_image.csv") as tmp:
+                self.nuts_images.to_csv(tmp, index=False)
         figs = [_gap_figure(self.gaps, directory / "gaps.png"),
                 _khat_figure(self.per_image, directory / "k_hat_per_image.png")]
+        if self.idata and "z" in next(iter(self.idata.values())).posterior:
+            figs.append(active_dimensions_figure(self.idata, directory / "active_dimensions.png"))
+        nuts_text = []
+        if self.nuts_images is not None:
+            cols = ["max_r_hat", "min_ess_bulk", "min_ess_tail", "divergences"]
+            nuts_text = [
+                "NUTS per image (each image its own posterior, own adaptation): quantiles "
+                "over images of its worst parameter:", "",
+                self.nuts_images[cols].quantile([0.0, 0.5, 0.9, 1.0]).rename_axis(
+                    "quantile over images").reset_index().to_markdown(index=False, floatfmt=".3g"),
+                ""]
         text = "\n".join([
             self.note, "",
+            "Images each engine can be trusted on (guides: PSIS k-hat on that image; NUTS: "
+            "that image's R-hat, ESS and divergences):", "",
+            self.trust.reset_index().to_markdown(index=False), "",
+            *nuts_text,
             f"Per guide, averaged over the {len(self.gaps)} images (nats; IW bound with "
             f"S = {self.num_samples}; k-hat: PSIS Pareto shape of each image's weights):", "",
             self.summary().reset_index().to_markdown(index=False, floatfmt=".3f"), "",
+            "Gaps over images (nats; mean, sd, quantiles):", "",
+            self.gaps.describe().T.reset_index().to_markdown(index=False, floatfmt=".3f"), "",
             "Per image gaps (nats): approximation gap = log p^(x) - ELBO(refit q*), "
             "amortization gap = ELBO(q*) - ELBO(amortized encoder).", "",
             self.gaps.reset_index().to_markdown(index=False, floatfmt=".3f"), "",
@@ -128,7 +172,7 @@ def _khat_figure(per_image: pd.DataFrame, path: Path) -> Path:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for guide, rows in per_image.groupby("guide", sort=False):
-        ax.plot(rows["image"], rows["k_hat"], "o-", label=guide)
+        ax.plot(rows["image"], rows["k_hat"], "o", ms=3, label=guide)
     for level, style in ((0.5, ":"), (0.7, "--")):
         ax.axhline(level, color="k", ls=style, lw=0.8)
     ax.set_xlabel("test image")
@@ -142,19 +186,34 @@ def _khat_figure(per_image: pd.DataFrame, path: Path) -> Path:
 
 def compare_fixed_theta(run_dir, num_images: int = 4, seed: int = 0, num_samples: int = 5000,
                         engine_config: dict | None = None, data_dir=None,
-                        progress: bool = True) -> FixedThetaComparison:
+                        progress: bool = True, images=None,
+                        report_images: int = 4) -> FixedThetaComparison:
     """Compare the amortized encoder, per-image refit guides (SVI, RWS) and NUTS on
     p(z | x, theta) of ``num_images`` test images of a trained run, theta frozen.
 
+    :param run_dir: a run folder, or a :class:`~ppl_genmodels.learning.TrainedRun`.
+    :param images: ``(N, D)`` images to use instead of a seeded subset of the run's test set.
     :param engine_config: engine name -> keyword arguments (defaults: the model module's
         ``engine_config``).
     :param num_samples: S for the per-image importance-weighted bounds and k-hat.
+    :param report_images: images whose latents the standard per-parameter tables and
+        figures show (all images enter the per-image tables and verdicts).
     :returns: :class:`FixedThetaComparison`.
+    :raises ValueError: ``num_images`` or ``report_images`` < 1, before any engine runs.
     :raises RuntimeError: an engine changed theta (checked bit for bit after each).
     """
-    run = load_run(run_dir)
-    posterior = posterior_from_run(run, num_images, seed, data_dir)
+    if report_images < 1:
+        raise ValueError(f"report_images must be >= 1, got {report_images}")
+    run = run_dir if hasattr(run_dir, "model") and hasattr(run_dir, "config") else load_run(run_dir)
+    source = run_dir if isinstance(run_dir, (str, Path)) else "the given run"
+    if images is None:
+        posterior = posterior_from_run(run, num_images, seed, data_dir)
+    else:
+        images = torch.as_tensor(images, dtype=torch.float32)
+        posterior = Posterior(run.model.model, run.guide, {"x": images}, params=run.model,
+                              name=f"{run.config.model}_{run.config.method}")
     x = posterior.data["x"]
+    num_images = x.shape[0]
     module = image_model(run.config.model)
     config = {**module.engine_config(False), **(engine_config or {})}
     refit = Posterior(run.model.model, module.local_guide(run.guide, x), {"x": x}, params=run.model,
@@ -163,14 +222,20 @@ def compare_fixed_theta(run_dir, num_images: int = 4, seed: int = 0, num_samples
     discrete = sorted(sites.discrete - set(sites.enumerated))  # NUTS cannot sample these
     continuous = not discrete
     plan = [("amortized", posterior), ("svi", refit), ("rws", refit)]
+    engines = {name: get_engine(name, **config.get(name, {})) for name, _ in plan}
     if continuous:
-        plan.append(("nuts", posterior))
-    before = posterior.theta()
-    results, engines = {}, {}
+        engines["nuts"] = get_engine("nuts", **config.get("nuts", {}))
     for name, target in plan:
-        engines[name] = get_engine(name, **config.get(name, {}))
+        engines[name].validate(target)
+    before = posterior.theta()
+    results, nuts_images = {}, None
+    for name, target in plan:
         results[name] = engines[name].run(target, seed=seed, progress=progress)
         posterior.check_theta_unchanged(before, name)
+    if continuous:
+        results["nuts"], nuts_idata = nuts_per_image(posterior, engines["nuts"], seed, progress)
+        posterior.check_theta_unchanged(before, "nuts")
+        nuts_images = nuts_image_table(nuts_idata)
     idata = {name: result.idata for name, result in results.items()}
     guides = {"amortized": run.guide, "svi": results["svi"].guide, "rws": results["rws"].guide}
     frames = []
@@ -178,10 +243,11 @@ def compare_fixed_theta(run_dir, num_images: int = 4, seed: int = 0, num_samples
         frame = _per_image(run.model.model, guide, x, num_samples, seed).assign(guide=name)
         frame["mean_error_sd"] = (_mean_errors(idata[name], idata["nuts"], sites.latent)
                                   if continuous else np.nan)
+        frame["verdict"] = k_hat_verdict(frame["k_hat"])
         frames.append(frame)
     posterior.check_theta_unchanged(before, "per-image evaluation")
     per_image = pd.concat(frames, ignore_index=True)[
-        ["image", "guide", "elbo", "iw_bound", "iw_bound_se", "k_hat", "mean_error_sd"]]
+        ["image", "guide", "elbo", "iw_bound", "iw_bound_se", "k_hat", "mean_error_sd", "verdict"]]
     wide = per_image.pivot(index="image", columns="guide")
     log_p_hat = wide["iw_bound"].max(axis=1)
     gaps = pd.DataFrame({
@@ -191,12 +257,26 @@ def compare_fixed_theta(run_dir, num_images: int = 4, seed: int = 0, num_samples
         "approximation_gap": log_p_hat - wide["elbo"]["svi"],
         "amortization_gap": wide["elbo"]["svi"] - wide["elbo"]["amortized"],
     })
-    note = (f"Fixed theta from `{run_dir}` ({run.config.model} trained by {run.config.method} "
-            f"on {run.config.data}); {num_images} test images. log p^(x) is the largest "
-            "importance-weighted bound over the guides.")
+    shown = min(report_images, num_images)
+    note = (f"Fixed theta from `{source}` ({run.config.model} trained by {run.config.method} "
+            f"on {run.config.data}); {num_images} test images, each its own posterior. "
+            "log p^(x) is the largest importance-weighted bound over the guides. The "
+            f"per-parameter tables and figures above show the latents of the first {shown} "
+            "images; the verdicts below cover every image.")
     if not continuous:
         note += (f" NUTS is absent: the latent site(s) {discrete} are discrete (binary or "
                  "integer-valued) and not enumerated, and Hamiltonian Monte Carlo needs a "
                  "differentiable density over continuous latents.")
-    comparison = Comparison(posterior.name, idata, reference=None, engines=engines, results=results)
-    return FixedThetaComparison(comparison, per_image, gaps, num_samples, note, run)
+    shown_idata = {name: _first_images(data, shown) for name, data in idata.items()}
+    comparison = Comparison(posterior.name, shown_idata, reference=None, engines=engines,
+                            results=results)
+    return FixedThetaComparison(comparison, per_image, gaps, num_samples, note, run,
+                                nuts_images, idata)
+
+
+def _first_images(idata, n: int):
+    """``idata`` with every latent site cut to its first ``n`` images (the axis after
+    ``chain, draw``); sample statistics unchanged."""
+    posterior = idata.posterior
+    dims = {posterior[v].dims[2]: slice(0, n) for v in posterior.data_vars if posterior[v].ndim > 2}
+    return idata.isel(groups="posterior", inplace=False, **dims) if dims else idata

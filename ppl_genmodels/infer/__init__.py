@@ -13,7 +13,7 @@ from typing import Any
 
 from ._draws import deterministic_sites, guide_draws
 from .amortized import Amortized
-from .base import Engine, EngineResult, GuideEngine, UserEngine
+from .base import BatchedEngine, Engine, EngineResult, GuideEngine, UserEngine
 from .nuts import NUTS
 from .pyro_nuts import PyroNUTS
 from .rws import RWS
@@ -22,7 +22,7 @@ from .svi import SVI
 ENGINES = {"svi": SVI, "rws": RWS, "nuts": NUTS, "pyro_nuts": PyroNUTS, "amortized": Amortized}
 
 __all__ = ["SVI", "RWS", "NUTS", "PyroNUTS", "Amortized", "ENGINES", "get_engine", "Engine",
-           "EngineResult", "GuideEngine", "UserEngine", "guide_draws", "deterministic_sites"]
+           "EngineResult", "GuideEngine", "BatchedEngine", "UserEngine", "guide_draws", "deterministic_sites"]
 
 
 def get_engine(spec: Any, **config) -> Engine:

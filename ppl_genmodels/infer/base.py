@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
 if TYPE_CHECKING:  # the contract needs no import of Pyro at run time
     from ..posterior import Posterior
 
-__all__ = ["Engine", "GuideEngine", "EngineResult", "UserEngine"]
+__all__ = ["Engine", "GuideEngine", "BatchedEngine", "EngineResult", "UserEngine"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,16 @@ class GuideEngine(Engine, Protocol):
     so ``dataclasses.replace(engine, num_draws=L)`` gives one with L draws."""
 
     num_draws: int
+
+
+@runtime_checkable
+class BatchedEngine(Engine, Protocol):
+    """An engine that samples many posteriors of one model in one run (the ensemble
+    :class:`~ppl_genmodels.infer.NUTS`): SBC's simulated data sets and the images of a
+    fixed-theta comparison are given to it together."""
+
+    def run_many(self, posteriors, seed: int, *, progress: bool = True) -> list[EngineResult]:
+        """:returns: one :class:`EngineResult` per posterior, in order."""
 
 
 class UserEngine:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 __all__ = ["ENGINE_NAMES", "SBC_ENGINE_NAMES", "ModelInfo", "MODELS", "DEFAULT_MODELS",
            "IMAGE_MODELS", "list_models", "model_info"]
 
-ENGINE_NAMES = ("svi", "rws", "nuts")
+ENGINE_NAMES = ("svi", "rws", "nuts", "pyro_nuts")
 """The built-in engines a model can run under ``ppl-genmodels compare``."""
 SBC_ENGINE_NAMES = ("nuts", "svi", "rws", "amortized")
 """The engines ``ppl-genmodels sbc`` accepts (``amortized``: a guide trained once by RWS)."""
@@ -41,14 +41,17 @@ class ModelInfo:
         discrete sites, which reweighted wake-sleep cannot sum out.
     :ivar default: compared by ``ppl-genmodels compare`` when no model is named.
     :ivar trainable: theta is learned by ``ppl-genmodels train`` (an image model).
+    :ivar fixed_theta: an image model with a packaged trained theta and test images: ``compare``
+        runs the fixed-theta comparison (each image its own posterior) on it.
     """
 
     name: str
     description: str
     module: str
-    engines: tuple[str, ...] = ENGINE_NAMES
+    engines: tuple[str, ...] = ("svi", "rws", "nuts")
     default: bool = False
     trainable: bool = False
+    fixed_theta: bool = False
 
 
 def _models(*infos: ModelInfo) -> dict[str, ModelInfo]:
@@ -61,8 +64,12 @@ MODELS = _models(
               _M + "eight_schools", default=True),
     ModelInfo("normal_normal", "conjugate Gaussian mean (D=2, N=20); closed-form posterior",
               _M + "normal_normal"),
+    ModelInfo("vae_mnist", "VAE (50-d latents, MLP 2x200) trained on binarized MNIST, packaged; "
+              "amortized vs refit SVI/RWS vs NUTS on 100 test images at fixed theta",
+              _M + "vae_mnist", engines=("amortized", "svi", "rws", "nuts"), default=True,
+              fixed_theta=True),
     ModelInfo("vae_digits", "VAE (2-d latent, Bernoulli decoder) on binarized 8x8 digits; theta "
-              "learned, then frozen", "ppl_genmodels.learning.vae_digits", default=True),
+              "learned, then frozen", "ppl_genmodels.learning.vae_digits"),
     ModelInfo("vae", "VAE (Gaussian latents, Bernoulli pixels), MLP 2x200 tanh or conv; needs "
               "--checkpoint", _M + "vae", trainable=True),
     ModelInfo("sbn", "sigmoid belief net (binary layers 200-200) with Bernoulli encoder; needs "

@@ -28,7 +28,8 @@ import torch
 from . import vae
 
 __all__ = ["PACKAGE_DIR", "packaged_checkpoint_dir", "packaged_checkpoint", "packaged_vae",
-           "packaged_mnist_images", "packaged_posterior"]
+           "packaged_mnist_images", "packaged_posterior", "make_posterior", "engine_config",
+           "reference"]
 
 #: Folder of the packaged checkpoint, images, manifest and provenance.
 PACKAGE_DIR = Path(__file__).parent / "data" / "vae_mnist"
@@ -76,14 +77,39 @@ def packaged_posterior(num_images: int = 100):
     """p(z | x, theta) of the first ``num_images`` packaged test images (class-balanced when a
     multiple of 10) under the packaged VAE, theta frozen: a :class:`~ppl_genmodels.Posterior`
     with data ``{"x": (num_images, 784)}``, the trained encoder as guide and the model module
-    as ``params``. Its ``labels`` and ``test_indices`` attributes say which images they are."""
+    as ``params`` (:func:`packaged_mnist_images` says which images they are)."""
     from ..posterior import Posterior
 
     model, encoder = packaged_vae()
-    x, labels, indices = packaged_mnist_images(num_images)
-    posterior = Posterior(model.model, encoder, {"x": x}, params=model, name="vae_mnist")
-    posterior.labels, posterior.test_indices = labels, indices
-    return posterior
+    x, _, _ = packaged_mnist_images(num_images)
+    return Posterior(model.model, encoder, {"x": x}, params=model, name="vae_mnist")
+
+
+NUM_IMAGES = 100
+"""Test images the default comparison uses (10 of each digit)."""
+NUM_SAMPLES = 1000
+"""Importance samples per image for the default comparison's bounds and k-hat."""
+
+
+def make_posterior(quick: bool = False, seed: int = 0):
+    """:func:`packaged_posterior` of ``NUM_IMAGES`` images (20 with ``quick``)."""
+    return packaged_posterior(20 if quick else NUM_IMAGES)
+
+
+def reference(posterior=None):
+    """No closed form: NUTS is the yardstick."""
+    return None
+
+
+def engine_config(quick: bool = False) -> dict:
+    """Budgets of the default fixed-theta comparison (per image: each image its own posterior)."""
+    if quick:
+        return {"svi": {"num_steps": 200, "lr": 0.01}, "rws": {"num_steps": 200, "lr": 0.01},
+                "nuts": {"num_samples": 50, "warmup_steps": 50, "num_chains": 2},
+                "amortized": {"num_draws": 200}}
+    return {"svi": {"num_steps": 1000, "lr": 0.01}, "rws": {"num_steps": 1000, "lr": 0.01},
+            "nuts": {"num_samples": 150, "warmup_steps": 150, "num_chains": 2},
+            "amortized": {"num_draws": 1000}}
 
 
 def packaged_mnist_images(num: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..infer import BatchedEngine
 from ..posterior import Posterior
 from . import simulate
 from . import stats as sbc_stats
@@ -47,6 +48,10 @@ from .result import SIM_STATS, SBCResult, vsbc
 log = logging.getLogger(__name__)
 
 __all__ = ["sbc", "vsbc", "SBCResult", "AMORTIZED"]
+
+
+BATCHED_SIZE = 100
+"""Simulations per batch (one checkpoint file, one batched run) for a batched engine."""
 
 
 def sbc(
@@ -68,7 +73,7 @@ def sbc(
     bins: int = 20,
     checkpoint_dir: str | Path | None = None,
     resume: bool = True,
-    batch_size: int = 10,
+    batch_size: int | None = None,
 ) -> SBCResult:
     """Simulation-based calibration (Talts et al. 2018) of an engine on a model.
 
@@ -105,6 +110,8 @@ def sbc(
     :param observed_keys: observed site -> data keyword, when they cannot be matched by value.
     :param alpha: family-wise error rate of the verdict (Bonferroni over parameters).
     :param bins: maximum rank-histogram bins for the chi-square test.
+    :param batch_size: simulations per checkpoint file (default: 100 for a batched engine
+        such as NUTS, which samples a batch's data sets in one run; 10 otherwise).
     :param checkpoint_dir: folder for ``batch_*.npz`` checkpoints (one per ``batch_size``
         simulations) and the trained amortized guide; a rerun with the same settings keeps
         finished batches and runs only the missing ones (also after raising N).
@@ -115,7 +122,7 @@ def sbc(
         checkpoint folder holding a run with other settings.
     :raises RuntimeError: an engine run failed (message names the simulation and seed).
     """
-    check_counts(num_simulations, num_draws, thin, alpha, bins, batch_size)
+    check_counts(num_simulations, num_draws, thin, alpha, bins, batch_size or 1)
     amortized = isinstance(engine, str) and engine == AMORTIZED
     check_engine_arguments(engine, amortized, guide, engine_config, train_engine)
     posterior, model_config, model_label = resolve_posterior(model_name_or_factory, quick, seed)
@@ -127,6 +134,8 @@ def sbc(
         plan = amortized_plan(posterior, model_config, engine_config, guide, train_engine)
     else:
         plan = refit_plan(posterior, model_config, engine, engine_config, num_draws, thin)
+    if batch_size is None:  # a batched engine samples a whole batch in one run
+        batch_size = BATCHED_SIZE if isinstance(plan.runner, BatchedEngine) else 10
     directory = Path(checkpoint_dir) if checkpoint_dir is not None else None
     settings = json.loads(json.dumps({
         "model": model_label, "data_sha1": data_hash(plan.posterior), "engine": plan.label,
@@ -142,7 +151,7 @@ def sbc(
         plan.trained = train_guide(plan.posterior, train_engine, plan.train_config, seed,
                                    progress, directory)
         plan.posterior.check_theta_unchanged(before, f"training engine {train_engine!r}")
-    simulation = partial(_one_simulation, plan, keys, list(rankable), names, seed, num_draws, thin)
+    simulation = partial(_simulations, plan, keys, list(rankable), names, seed, num_draws, thin)
     arrays = _run_batches(simulation, num_simulations, batch_size, directory,
                           f"SBC {model_label}: {plan.label}", progress)
     plan.posterior.check_theta_unchanged(before, f"SBC with engine {plan.label!r}")
@@ -150,7 +159,7 @@ def sbc(
                      {**settings, "num_simulations": int(num_simulations)})
 
 
-def _run_batches(simulation: Callable[[int], tuple], num_simulations: int, batch_size: int,
+def _run_batches(simulation: Callable[[list[int]], list], num_simulations: int, batch_size: int,
                  directory: Path | None, desc: str, progress: bool) -> dict[int, dict]:
     """Run the simulations batch by batch, keeping (and cutting to N) finished batches
     found in ``directory`` and writing each new one there.
@@ -173,10 +182,7 @@ def _run_batches(simulation: Callable[[int], tuple], num_simulations: int, batch
             if batch in batches:
                 continue
             indices = range(batch * batch_size, min((batch + 1) * batch_size, num_simulations))
-            rows = []
-            for i in indices:
-                rows.append(simulation(i))
-                bar.update(1)
+            rows = simulation(list(indices), bar)
             arrays = {
                 "index": np.asarray(list(indices)),
                 "ranks": np.stack([r[0] for r in rows]),
@@ -216,14 +222,55 @@ def _assemble(batches: dict[int, dict], names: list[str], num_draws: int, plan: 
     )
 
 
+def _simulations(plan: Plan, keys, sites: list[str], names: list[str], seed: int,
+                 num_draws: int, thin, indices: list[int], bar) -> list[tuple]:
+    """SBC steps ``indices``: simulate, infer, rank. An engine that samples many posteriors
+    at once (:class:`~ppl_genmodels.infer.BatchedEngine`) gets the batch's data sets in one
+    run, seeded by the batch's first simulation; any other engine runs once per data set.
+
+    :returns: per simulation ``(ranks (P,), true_values (P,), stats)``.
+    """
+    if plan.trained is None and isinstance(plan.runner, BatchedEngine):
+        start = time.perf_counter()
+        simulated = [_simulate(plan, keys, sites, names, seed, i) for i in indices]
+        posteriors = [Posterior(plan.posterior.model, None, data, plan.posterior.params,
+                                name=f"{plan.posterior.name}[{i}]")
+                      for i, (_, _, data) in zip(indices, simulated)]
+        infer_seed = seeds_for(seed, indices[0])[1]
+        try:
+            results = plan.runner.run_many(posteriors, seed=infer_seed, progress=False)
+        except (RuntimeError, ValueError) as exc:
+            raise RuntimeError(f"SBC simulations {indices[0]}..{indices[-1]} failed: "
+                               f"{type(exc).__name__}: {exc}") from exc
+        wall = (time.perf_counter() - start) / len(indices)
+        rows = []
+        for (sim_seed, truth, _), result in zip(simulated, results):
+            draws, extra = engine_draws(result.idata, names, num_draws, thin, plan.variational)
+            ranks = sbc_stats.rank_of(truth, draws, np.random.default_rng(sim_seed))
+            rows.append((ranks, truth, dict(zip(SIM_STATS, (sim_seed, *extra, wall)))))
+        bar.update(len(indices))
+        return rows
+    rows = []
+    for i in indices:
+        rows.append(_one_simulation(plan, keys, sites, names, seed, num_draws, thin, i))
+        bar.update(1)
+    return rows
+
+
+def _simulate(plan: Plan, keys, sites, names, seed: int, index: int):
+    """``(sim_seed, truth (P,), data)`` of simulation ``index``."""
+    sim_seed, _ = seeds_for(seed, index)
+    true_values, data = simulate.simulate(plan.posterior, keys, sites, sim_seed)
+    flat = flat_values({k: v[None] for k, v in true_values.items()})
+    return sim_seed, np.array([flat[n][0] for n in names]), data
+
+
 def _one_simulation(plan: Plan, keys, sites: list[str], names: list[str], seed: int,
                     num_draws: int, thin, index: int):
     """One SBC step: simulate, infer, rank. :returns: ``(ranks (P,), true_values (P,), stats)``."""
-    sim_seed, infer_seed = seeds_for(seed, index)
+    _, infer_seed = seeds_for(seed, index)
     start = time.perf_counter()
-    true_values, data = simulate.simulate(plan.posterior, keys, sites, sim_seed)
-    flat = flat_values({k: v[None] for k, v in true_values.items()})
-    truth = np.array([flat[n][0] for n in names])
+    sim_seed, truth, data = _simulate(plan, keys, sites, names, seed, index)
     try:
         if plan.trained is not None:
             guide, param_state = plan.trained

@@ -40,8 +40,15 @@ def test_theta_frozen_and_gaps_consistent(vae_run, tmp_path):
     assert gaps["amortization_gap"].mean() > -0.1
     assert set(per["guide"]) == {"amortized", "svi", "rws"}
     assert per["mean_error_sd"].notna().all()
+    # Each image is its own posterior: NUTS diagnostics and every engine's verdict per image.
+    assert list(result.nuts_images["image"]) == [0, 1]
+    assert set(result.trust.index) == {"amortized", "svi", "rws", "nuts"}
+    assert (result.trust["images"] == 2).all()
+    assert set(per["verdict"]) <= {"trust", "caution", "do not trust"}
     report = result.save(tmp_path)
     assert (tmp_path / "k_hat_per_image.png").exists() and (tmp_path / "gaps.csv").exists()
+    assert (tmp_path / "nuts_per_image.csv").exists()
+    assert (tmp_path / "active_dimensions.png").exists()
     assert "Gaps at fixed theta" in report.read_text()
 
 
