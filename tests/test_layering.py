@@ -187,3 +187,18 @@ def test_registry_names_model_modules_below_the_harness():
     for info in MODELS.values():
         assert info.module in MODULES, info
         assert _group(info.module) in ("models", "learning"), info
+
+
+def test_readme_layout_lists_every_module_once():
+    """README's Layout section names each module of the package, and nothing else."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "README.md").read_text()
+    block = text.split("## Layout", 1)[1].split("```", 2)[1]
+    listed = re.findall(r"^\s+([\w/]+\.py)\s", block, flags=re.M)
+    actual = sorted(str(p.relative_to(root / "ppl_genmodels"))
+                    for p in (root / "ppl_genmodels").rglob("*.py"))
+    assert sorted(listed) == actual
+    assert len(listed) == len(set(listed))

@@ -89,10 +89,10 @@ class DualAveraging:
 class PooledVariance:
     """Running per-coordinate variance of ``(B, K, D)`` draws pooled over K (Welford)."""
 
-    def __init__(self, shape_bd: tuple[int, int], dtype: torch.dtype):
+    def __init__(self, shape_bd: tuple[int, int], dtype: torch.dtype, device=None):
         self.n = 0
-        self.mean = torch.zeros(shape_bd, dtype=torch.float64)
-        self.m2 = torch.zeros(shape_bd, dtype=torch.float64)
+        self.mean = torch.zeros(shape_bd, dtype=torch.float64, device=device)
+        self.m2 = torch.zeros(shape_bd, dtype=torch.float64, device=device)
         self.dtype = dtype
 
     def update(self, z: torch.Tensor) -> None:
@@ -131,9 +131,9 @@ def find_step_size(potential, z, u, grad, inv_mass, log_step, generator,
     done = torch.zeros_like(log_step, dtype=torch.bool)
     finite = torch.isfinite(u)
     for _ in range(max_iter):
-        r = torch.randn(z.shape, generator=generator, dtype=z.dtype) * inv_mass.rsqrt()
+        r = torch.randn(z.shape, generator=generator, dtype=z.dtype).to(z.device) * inv_mass.rsqrt()
         h0 = u + kinetic_energy(r, inv_mass)
-        step = log_step.exp().view(-1, 1, 1).to(z.dtype)
+        step = log_step.exp().view(-1, 1, 1).to(device=z.device, dtype=z.dtype)
         _, r1, _, u1 = leapfrog(potential, z, r, grad, step, inv_mass)
         delta = h0 - (u1 + kinetic_energy(r1, inv_mass))
         delta = torch.where(torch.isnan(delta), torch.full_like(delta, -math.inf), delta)

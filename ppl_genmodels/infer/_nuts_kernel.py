@@ -144,13 +144,14 @@ def compile_leaf(potential, max_delta_energy: float, z, u, grad, inv_mass, mode:
         return eager, "none"
     shape = z.shape[:2]
     gen = torch.Generator().manual_seed(0)
-    r = torch.randn(z.shape, generator=gen, dtype=z.dtype) * inv_mass.rsqrt()
+    dev = z.device
+    r = torch.randn(z.shape, generator=gen, dtype=z.dtype).to(dev) * inv_mass.rsqrt()
     energy0 = u + kinetic_energy(r, inv_mass)
-    building = torch.rand(shape, generator=gen) < 0.8
+    building = (torch.rand(shape, generator=gen) < 0.8).to(dev)
     args = (z, r, grad, torch.full_like(z[..., :1], 1e-3), inv_mass, energy0, building,
-            torch.rand(shape, generator=gen, dtype=z.dtype), z, grad, u, energy0,
-            torch.zeros_like(u), torch.zeros_like(u), torch.zeros(shape, dtype=torch.long),
-            torch.zeros(shape, dtype=torch.long), torch.zeros(shape, dtype=torch.bool),
+            torch.rand(shape, generator=gen, dtype=z.dtype).to(dev), z, grad, u, energy0,
+            torch.zeros_like(u), torch.zeros_like(u), torch.zeros_like(u, dtype=torch.long),
+            torch.zeros_like(u, dtype=torch.long), torch.zeros_like(u, dtype=torch.bool),
             torch.zeros_like(z))
     try:
         from torch.fx.experimental.proxy_tensor import make_fx
@@ -196,31 +197,31 @@ def nuts_transition(
     :returns: :class:`Transition`.
     """
     shape = z.shape[:2]
-    dtype = z.dtype
+    dtype, device = z.dtype, z.device  # random numbers come from a CPU generator, then move
     if leaf_fn is None:
         leaf_fn = partial(leaf_update, potential, max_delta_energy)
     eps = step_size.expand(shape).unsqueeze(-1)
-    momentum = torch.randn(z.shape, generator=generator, dtype=dtype) * inv_mass.rsqrt()
+    momentum = torch.randn(z.shape, generator=generator, dtype=dtype).to(device) * inv_mass.rsqrt()
     energy0 = potential_energy + kinetic_energy(momentum, inv_mass)
 
     # The whole trajectory so far (trajectory order: left = backwards end).
     z_left, r_left, g_left = z, momentum, grad
     z_right, r_right, g_right = z, momentum, grad
     z_prop, u_prop, g_prop, h_prop = z, potential_energy, grad, energy0
-    log_weight = torch.zeros(shape, dtype=dtype)
+    log_weight = torch.zeros(shape, dtype=dtype, device=device)
     rho = momentum.clone()
     active = torch.isfinite(potential_energy)
-    depth = torch.zeros(shape, dtype=torch.long)
-    n_steps = torch.zeros(shape, dtype=torch.long)
-    idle = torch.zeros(shape, dtype=torch.long)
-    sum_accept = torch.zeros(shape, dtype=dtype)
-    diverging = torch.zeros(shape, dtype=torch.bool)
-    zeros_b = torch.zeros(shape, dtype=torch.bool)
+    depth = torch.zeros(shape, dtype=torch.long, device=device)
+    n_steps = torch.zeros(shape, dtype=torch.long, device=device)
+    idle = torch.zeros(shape, dtype=torch.long, device=device)
+    sum_accept = torch.zeros(shape, dtype=dtype, device=device)
+    diverging = torch.zeros(shape, dtype=torch.bool, device=device)
+    zeros_b = torch.zeros(shape, dtype=torch.bool, device=device)
 
     for d in range(max_tree_depth):
         if not bool(active.any()):
             break
-        go_right = torch.rand(shape, generator=generator) < 0.5
+        go_right = (torch.rand(shape, generator=generator) < 0.5).to(device)
         gr = go_right.unsqueeze(-1)
         zc = torch.where(gr, z_right, z_left)
         rc = torch.where(gr, r_right, r_left)
@@ -228,8 +229,8 @@ def nuts_transition(
         signed_eps = torch.where(gr, eps, -eps)
         # The new sub-tree, built leaf by leaf.
         building = active.clone()
-        sub_weight = torch.full(shape, -math.inf, dtype=dtype)
-        sub_z, sub_u, sub_g, sub_h = zc, torch.zeros(shape, dtype=dtype), gc, energy0
+        sub_weight = torch.full(shape, -math.inf, dtype=dtype, device=device)
+        sub_z, sub_u, sub_g, sub_h = zc, torch.zeros(shape, dtype=dtype, device=device), gc, energy0
         leaves_r: list[torch.Tensor] = []
         prefix: list[torch.Tensor] = []  # prefix[n] = sum of r over leaves 0..n
         invalid = zeros_b.clone()
@@ -238,7 +239,7 @@ def nuts_transition(
             if not bool(building.any()):
                 break
             m = building
-            uniform = torch.rand(shape, generator=generator, dtype=dtype)
+            uniform = torch.rand(shape, generator=generator, dtype=dtype).to(device)
             (zc, rc, gc, sub_z, sub_g, sub_u, sub_h, sub_weight, sum_accept, n_steps, idle,
              diverging, prefix_n, r1, stop) = leaf_fn(
                 zc, rc, gc, signed_eps, inv_mass, energy0, m, uniform, sub_z, sub_g, sub_u,
@@ -264,7 +265,7 @@ def nuts_transition(
         # Merge the completed sub-tree into the trajectory.
         valid = active & ~invalid
         v3 = valid.unsqueeze(-1)
-        accept_new = torch.rand(shape, generator=generator, dtype=dtype) < torch.exp(
+        accept_new = torch.rand(shape, generator=generator, dtype=dtype).to(device) < torch.exp(
             sub_weight - log_weight)
         take = valid & accept_new
         take3 = take.unsqueeze(-1)

@@ -126,7 +126,7 @@ def _plate_potential_fn(model, transforms, names, shapes, pads, num_chains, max_
 
         trace = poutine.trace(poutine.condition(chained, constrained)).get_trace(**data)
         trace.compute_log_prob()
-        total = torch.zeros(num_chains, dtype=q.dtype)
+        total = torch.zeros(num_chains, dtype=q.dtype, device=q.device)
         for site in trace.nodes.values():
             if site["type"] != "sample" or site_is_subsample(site):
                 continue
@@ -222,13 +222,14 @@ def make_potential(
     D = sum(math.prod(s) for s in shapes.values())
     if init_q is None:
         probe_gen = torch.Generator().manual_seed(0)  # leaves the global RNG alone
-        init_q = torch.rand(B, K, D, dtype=dtype, generator=probe_gen) * 4 - 2
+        device = next((v.device for v in stacked.values()), torch.device("cpu"))
+        init_q = (torch.rand(B, K, D, dtype=dtype, generator=probe_gen) * 4 - 2).to(device)
 
     def select(data, b):
         return {k: (v[b] if in_dims[k] == 0 else v) for k, v in data.items()}
 
     def loop_fn(q, data=stacked):
-        values = torch.empty(q.shape[:2], dtype=q.dtype)
+        values = torch.empty(q.shape[:2], dtype=q.dtype, device=q.device)
         grads = torch.empty_like(q)
         for b in range(q.shape[0]):
             data_b = select(data, b)

@@ -35,6 +35,12 @@ STATS = ("diverging", "energy", "tree_depth", "n_steps", "step_size", "acceptanc
 """Per-iteration statistics in ``sample_stats`` (ArviZ's names, plus ``idle_steps``)."""
 
 
+INITIAL_MAX_TREE_DEPTH = 6
+"""Tree depth cap before the first metric update (warm-up only): with a unit metric on a
+badly scaled posterior every chain would otherwise build 2^10-leaf trees in lockstep; the
+draws of this phase are discarded and later windows re-estimate the metric."""
+
+
 def check_nuts_sites(posterior: Posterior, who: str = "NUTS") -> None:
     """:raises ValueError: the posterior has discrete latent sites not marked for
     enumeration (Hamiltonian dynamics needs a gradient in every latent)."""
@@ -65,7 +71,8 @@ class NUTS:
     :param num_chains: chains per posterior (many short chains are cheap: one batched
         gradient serves them all).
     :param target_accept_prob: dual-averaging target of the mean acceptance statistic.
-    :param max_tree_depth: maximum doublings per iteration.
+    :param max_tree_depth: maximum doublings per iteration (during warm-up, until the first
+        metric update, at most :data:`INITIAL_MAX_TREE_DEPTH`).
     :param max_delta_energy: H - H0 above which a transition is divergent (nats).
     :param potential: ``"auto"``, ``"plate"``, ``"vmap"`` or ``"loop"``
         (:func:`ppl_genmodels.infer._potential.make_potential`).
@@ -161,14 +168,15 @@ class NUTS:
         return [EngineResult(idata) for idata in idatas]
 
     # --- sampling ---------------------------------------------------------------------
-    def _initial_points(self, potential, B, K, D, dtype, gen):
-        q = (torch.rand(B, K, D, generator=gen, dtype=dtype) * 2 - 1) * self.init_radius
+    def _initial_points(self, potential, B, K, D, dtype, gen, device):
+        q = ((torch.rand(B, K, D, generator=gen, dtype=dtype) * 2 - 1) * self.init_radius).to(device)
         u, g = potential(q)
         for _ in range(100):
             bad = ~torch.isfinite(u)
             if not bool(bad.any()):
                 return q, u, g
-            fresh = (torch.rand(B, K, D, generator=gen, dtype=dtype) * 2 - 1) * self.init_radius
+            fresh = ((torch.rand(B, K, D, generator=gen, dtype=dtype) * 2 - 1)
+                     * self.init_radius).to(device)
             q = torch.where(bad.unsqueeze(-1), fresh, q)
             u, g = potential(q)
         raise ValueError(
@@ -182,21 +190,24 @@ class NUTS:
         setup = time.perf_counter()
         potential, info = make_potential(model, datas, K, mode=self.potential, compile=self.compile)
         D, dtype = potential.dim, potential.dtype
-        q, u, g = self._initial_points(potential, B, K, D, dtype, gen)
-        inv_mass = torch.ones(B, 1, D, dtype=dtype)
+        device = next(iter(datas[0].values())).device if datas[0] else torch.device("cpu")
+        q, u, g = self._initial_points(potential, B, K, D, dtype, gen, device)
+        inv_mass = torch.ones(B, 1, D, dtype=dtype, device=device)
         leaf_fn, leaf_mode = compile_leaf(potential, self.max_delta_energy, q, u, g, inv_mass,
                                           self.compile if potential.compiled != "none" else "none")
         setup = time.perf_counter() - setup
-        log_step = find_step_size(potential, q, u, g, inv_mass, torch.zeros(B, dtype=torch.float64), gen)
+        log_step = find_step_size(potential, q, u, g, inv_mass,
+                                  torch.zeros(B, dtype=torch.float64, device=device), gen)
         averaging = DualAveraging(log_step, self.target_accept_prob)
         windows = adaptation_schedule(self.warmup_steps)
-        variance = PooledVariance((B, D), dtype)
+        first_window_end = windows[0][1] + 1 if windows else 0
+        variance = PooledVariance((B, D), dtype, device)
         W, S = self.warmup_steps, self.num_samples
-        draws = torch.empty(S, B, K, D, dtype=dtype)
+        draws = torch.empty(S, B, K, D, dtype=dtype, device=device)
         stats = {k: [] for k in STATS}
-        warm_grads = torch.zeros(B, K, dtype=torch.long)
-        warm_idle = torch.zeros(B, K, dtype=torch.long)
-        warm_divergences = torch.zeros(B, K, dtype=torch.long)
+        warm_grads = torch.zeros(B, K, dtype=torch.long, device=device)
+        warm_idle = torch.zeros(B, K, dtype=torch.long, device=device)
+        warm_divergences = torch.zeros(B, K, dtype=torch.long, device=device)
         step = averaging.log_step.exp()
         bar = tqdm(total=W + S, desc=f"nuts {B}x{K} chains", disable=not progress, leave=False)
         for it in range(W + S):
@@ -204,8 +215,11 @@ class NUTS:
                 step = averaging.log_step.exp()
             elif it == W and W > 0:
                 step = averaging.final_log_step.exp()
+            depth = self.max_tree_depth
+            if it < first_window_end:  # no metric estimate yet: cap the cost of a lockstep step
+                depth = min(depth, INITIAL_MAX_TREE_DEPTH)
             t = nuts_transition(potential, q, u, g, step.to(dtype).unsqueeze(-1), inv_mass, gen,
-                                self.max_tree_depth, self.max_delta_energy, leaf_fn)
+                                depth, self.max_delta_energy, leaf_fn)
             q, u, g = t.z, t.potential, t.grad
             if it < W:
                 warm_grads += t.n_steps
@@ -217,7 +231,7 @@ class NUTS:
                         variance.update(q)
                     if it == last_it:
                         inv_mass = variance.inverse_mass()
-                        variance = PooledVariance((B, D), dtype)
+                        variance = PooledVariance((B, D), dtype, device)
                         log_step = find_step_size(potential, q, u, g, inv_mass,
                                                   averaging.log_step, gen)
                         averaging.restart(log_step)

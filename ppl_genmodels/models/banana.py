@@ -90,4 +90,5 @@ def engine_config(quick: bool = False) -> dict:
     # target_accept 0.95: at 0.8 the step size adapted to the wide body diverges in the
     # curved tails (6% divergent, R-hat 1.4 in a 500/500 run); at 0.95, none.
     return {"svi": {"num_steps": 1500}, "rws": {"num_steps": 1500},
-            "nuts": {"num_samples": 1000, "warmup_steps": 1000, "target_accept_prob": 0.95}}
+            "nuts": {"num_samples": 250, "warmup_steps": 400, "num_chains": 16,
+                     "target_accept_prob": 0.95}}

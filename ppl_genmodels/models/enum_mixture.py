@@ -185,4 +185,4 @@ _REFERENCE_CACHE: dict[bytes, Reference] = {}
 def engine_config(quick: bool = False) -> dict:
     if quick:
         return {"svi": {"num_steps": 200}, "nuts": {"num_samples": 200, "warmup_steps": 200}}
-    return {"svi": {"num_steps": 1500}, "nuts": {"num_samples": 500, "warmup_steps": 300}}
+    return {"svi": {"num_steps": 1500}, "nuts": {"num_samples": 250, "warmup_steps": 300, "num_chains": 4}}

@@ -119,4 +119,4 @@ def engine_config(quick: bool = False) -> dict:
         return {"svi": {"num_steps": 200}, "rws": {"num_steps": 200},
                 "nuts": {"num_samples": 200, "warmup_steps": 200}}
     return {"svi": {"num_steps": 1500}, "rws": {"num_steps": 1500},
-            "nuts": {"num_samples": 500, "warmup_steps": 300}}
+            "nuts": {"num_samples": 200, "warmup_steps": 300, "num_chains": 8}}

@@ -136,4 +136,4 @@ def engine_config(quick: bool = False) -> dict:
         return {"svi": {"num_steps": 200}, "rws": {"num_steps": 200},
                 "nuts": {"num_samples": 200, "warmup_steps": 200}}
     return {"svi": {"num_steps": 1500}, "rws": {"num_steps": 1500},
-            "nuts": {"num_samples": 1000, "warmup_steps": 1000}}
+            "nuts": {"num_samples": 250, "warmup_steps": 400, "num_chains": 16}}

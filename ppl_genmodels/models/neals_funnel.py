@@ -91,4 +91,5 @@ def engine_config(quick: bool = False) -> dict:
                 "nuts": {"num_samples": 300, "warmup_steps": 300}}
     # Depth 8 caps the cost of the trees NUTS builds in the neck; it diverges there anyway.
     return {"svi": {"num_steps": 1500}, "rws": {"num_steps": 1500},
-            "nuts": {"num_samples": 500, "warmup_steps": 500, "max_tree_depth": 8}}
+            "nuts": {"num_samples": 250, "warmup_steps": 300, "num_chains": 8,
+                     "max_tree_depth": 8}}

@@ -94,4 +94,4 @@ def engine_config(quick: bool = False) -> dict:
         return {"svi": {"num_steps": 300}, "rws": {"num_steps": 300},
                 "nuts": {"num_samples": 300, "warmup_steps": 200}}
     return {"svi": {"num_steps": 1500}, "rws": {"num_steps": 1500},
-            "nuts": {"num_samples": 1000, "warmup_steps": 500}}
+            "nuts": {"num_samples": 250, "warmup_steps": 200, "num_chains": 8}}

@@ -179,7 +179,10 @@ def test_models_that_broadcast_use_the_chains_plate():
 def test_enumerated_discrete_sites_are_summed_out():
     spec = get_model("enum_mixture")
     posterior = spec.posterior(quick=True)
-    idata = NUTS(num_samples=200, warmup_steps=200, num_chains=4).run(posterior, seed=0, progress=False).idata
+    idata = NUTS(num_samples=150, warmup_steps=100, num_chains=2).run(posterior, seed=0, progress=False).idata
+    # Pyro's einsum contraction is an autograd.Function that vmap cannot trace: one chain
+    # at a time, validated against the same potential.
+    assert idata.attrs["potential_mode"] == "loop"
     reference = spec.reference(posterior)
     summary = parameter_summary(idata)
     for name, ref_mean in reference.mean.items():
@@ -218,7 +221,7 @@ def test_funnel_still_warns():
     from ppl_genmodels.diagnostics import engine_warnings
 
     posterior = get_model("neals_funnel").posterior()
-    idata = NUTS(num_samples=200, warmup_steps=200, num_chains=4, max_tree_depth=8).run(
+    idata = NUTS(num_samples=150, warmup_steps=150, num_chains=4, max_tree_depth=6).run(
         posterior, seed=0, progress=False).idata
     warnings = engine_warnings(idata)
     assert any("diverg" in w or "E-BFMI" in w for w in warnings), warnings
@@ -311,3 +314,18 @@ def test_sbc_fails_for_a_broken_sampler(monkeypatch):
     engine = NUTS(num_samples=100, warmup_steps=150, num_chains=4)
     ranks, num_draws = _sbc_ranks("normal_normal", 100, 49, engine)
     assert _min_ecdf_p(ranks, num_draws) < 1e-4
+
+
+def test_agrees_with_pyros_sampler():
+    """Both samplers on the same regression posterior: means agree within the combined MCSE."""
+    from ppl_genmodels.infer import PyroNUTS
+
+    posterior = Posterior(_indexing_model, None, regression_data(n=30, seed=3))
+    ours = parameter_summary(NUTS(num_samples=300, warmup_steps=200, num_chains=4).run(
+        posterior, seed=0, progress=False).idata)
+    pyros = parameter_summary(PyroNUTS(num_samples=300, warmup_steps=200, num_chains=2).run(
+        posterior, seed=0, progress=False).idata)
+    for name in ("b[0]", "b[1]"):
+        tol = 4 * math.hypot(ours.loc[name, "mcse_mean"], pyros.loc[name, "mcse_mean"])
+        assert abs(ours.loc[name, "mean"] - pyros.loc[name, "mean"]) < tol, name
+        assert abs(ours.loc[name, "sd"] / pyros.loc[name, "sd"] - 1) < 0.2, name
