@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["adaptation_schedule", "DualAveraging", "PooledVariance", "find_step_size"]
+__all__ = ["adaptation_schedule", "DualAveraging", "PooledVariance", "find_step_size",
+           "reset_stuck_chains"]
 
 
 def adaptation_schedule(warmup_steps: int) -> list[tuple[int, int]]:
@@ -51,7 +52,8 @@ def adaptation_schedule(warmup_steps: int) -> list[tuple[int, int]]:
 
 @dataclass
 class DualAveraging:
-    """Vectorized dual averaging of log step size, one state per posterior ``(B,)``."""
+    """Vectorized dual averaging of log step size: one state per entry of ``log_step``
+    (``(B,)``: per posterior, or ``(B, K)``: per chain, each with its own count of updates)."""
 
     log_step: torch.Tensor
     target: float
@@ -63,54 +65,65 @@ class DualAveraging:
         self.restart(self.log_step)
 
     def restart(self, log_step: torch.Tensor) -> None:
-        """Start afresh at step size exp(``log_step``) ``(B,)``."""
+        """Start afresh at step size exp(``log_step``)."""
         self.mu = math.log(10.0) + log_step
         self.log_step = log_step.clone()
         self.x_bar = torch.zeros_like(log_step)
         self.g_bar = torch.zeros_like(log_step)
-        self.t = 0
+        self.t = torch.zeros_like(log_step)
 
-    def update(self, accept_stat: torch.Tensor) -> None:
-        """One update with the mean acceptance statistic per posterior ``(B,)``."""
-        self.t += 1
-        t = self.t
-        accept_stat = torch.nan_to_num(accept_stat, nan=0.0)
-        self.g_bar = (1 - 1 / (t + self.t0)) * self.g_bar + (self.target - accept_stat) / (t + self.t0)
-        self.log_step = self.mu - math.sqrt(t) / self.gamma * self.g_bar
-        weight = t ** (-self.kappa)
-        self.x_bar = weight * self.log_step + (1 - weight) * self.x_bar
+    def update(self, accept_stat: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+        """One update with the acceptance statistic ``accept_stat`` (shape of ``log_step``),
+        for the entries in ``mask`` (all when ``None``)."""
+        if mask is None:
+            mask = torch.ones_like(self.log_step, dtype=torch.bool)
+        accept_stat = torch.nan_to_num(accept_stat.to(self.log_step.dtype), nan=0.0)
+        t = self.t + mask.to(self.t.dtype)
+        safe_t = t.clamp(min=1)
+        g_bar = (1 - 1 / (safe_t + self.t0)) * self.g_bar + (self.target - accept_stat) / (safe_t + self.t0)
+        log_step = self.mu - safe_t.sqrt() / self.gamma * g_bar
+        weight = safe_t ** (-self.kappa)
+        x_bar = weight * log_step + (1 - weight) * self.x_bar
+        self.g_bar = torch.where(mask, g_bar, self.g_bar)
+        self.log_step = torch.where(mask, log_step, self.log_step)
+        self.x_bar = torch.where(mask, x_bar, self.x_bar)
+        self.t = t
 
     @property
     def final_log_step(self) -> torch.Tensor:
-        """The averaged log step size used after warm-up ``(B,)``."""
-        return self.x_bar if self.t > 0 else self.log_step
+        """The averaged log step size used after warm-up (where no update was made: the
+        current one)."""
+        return torch.where(self.t > 0, self.x_bar, self.log_step)
 
 
 class PooledVariance:
-    """Running per-coordinate variance of ``(B, K, D)`` draws pooled over K (Welford)."""
+    """Running per-coordinate variance of ``(B, K, D)`` draws pooled over each posterior's
+    K chains (Welford / Chan et al.'s parallel update; chains may be added selectively)."""
 
     def __init__(self, shape_bd: tuple[int, int], dtype: torch.dtype, device=None):
-        self.n = 0
+        self.n = torch.zeros(shape_bd[0], 1, dtype=torch.float64, device=device)
         self.mean = torch.zeros(shape_bd, dtype=torch.float64, device=device)
         self.m2 = torch.zeros(shape_bd, dtype=torch.float64, device=device)
         self.dtype = dtype
 
-    def update(self, z: torch.Tensor) -> None:
-        """Add one iteration's positions ``(B, K, D)``."""
+    def update(self, z: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+        """Add positions ``(B, K, D)`` of the chains in ``mask`` ``(B, K)`` (all if ``None``)."""
         z = z.to(torch.float64)
-        k = z.shape[1]
-        batch_mean = z.mean(1)
-        batch_m2 = ((z - batch_mean.unsqueeze(1)) ** 2).sum(1)
-        n = self.n + k
+        w = (torch.ones(z.shape[:2], dtype=torch.float64, device=z.device) if mask is None
+             else mask.to(torch.float64)).unsqueeze(-1)
+        count = w.sum(1)  # (B, 1)
+        batch_mean = (z * w).sum(1) / count.clamp(min=1)
+        batch_m2 = (((z - batch_mean.unsqueeze(1)) ** 2) * w).sum(1)
+        n = self.n + count
         delta = batch_mean - self.mean
-        self.mean = self.mean + delta * (k / n)
-        self.m2 = self.m2 + batch_m2 + delta ** 2 * (self.n * k / n)
+        self.mean = self.mean + delta * (count / n.clamp(min=1))
+        self.m2 = self.m2 + batch_m2 + delta ** 2 * (self.n * count / n.clamp(min=1))
         self.n = n
 
     def inverse_mass(self) -> torch.Tensor:
         """Stan's regularized variance estimate ``(B, 1, D)``: the diagonal of M^-1."""
         n = self.n
-        var = self.m2 / max(n - 1, 1)
+        var = self.m2 / (n - 1).clamp(min=1)
         var = (n / (n + 5.0)) * var + 1e-3 * (5.0 / (n + 5.0))
         return var.to(self.dtype).unsqueeze(1)
 
@@ -153,3 +166,31 @@ def find_step_size(potential, z, u, grad, inv_mass, log_step, generator,
                 "posterior is improper or has no finite scale in some direction"
             )
     return log_step
+
+
+def reset_stuck_chains(z, u, g, moved: torch.Tensor, generator: torch.Generator):
+    """Warm-up only: a chain that did not move for a whole warm-up phase (every transition
+    rejected: typically started where the density is tiny and the posterior's shared step
+    size is far too large for it) restarts from the state of a chain of the same posterior
+    that did move, drawn at random. Draws after warm-up are untouched, so the chains'
+    stationary distribution is unchanged; only where warm-up starts them changes (as
+    re-initialising a chain would).
+
+    :param moved: ``(B, K)`` bool, whether each chain moved during the phase.
+    :returns: ``(z, u, g, num_reset)``.
+    """
+    stuck = ~moved
+    donors_exist = moved.any(1)
+    reset = stuck & donors_exist.unsqueeze(1)
+    if not bool(reset.any()):
+        return z, u, g, 0
+    weights = moved.to(torch.float64).cpu()
+    weights[~donors_exist.cpu()] = 1.0  # rows without donors: unused
+    B, K = moved.shape
+    donor = torch.multinomial(weights, K, replacement=True, generator=generator).to(z.device)
+    bidx = torch.arange(B, device=z.device).view(-1, 1).expand(B, K)
+    r3 = reset.unsqueeze(-1)
+    z = torch.where(r3, z[bidx, donor], z)
+    g = torch.where(r3, g[bidx, donor], g)
+    u = torch.where(reset, u[bidx, donor], u)
+    return z, u, g, int(reset.sum())

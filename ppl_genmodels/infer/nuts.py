@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from ..posterior import Posterior
 from ._adaptation import DualAveraging, PooledVariance, adaptation_schedule, find_step_size
 from ._draws import deterministic_sites
+from ._nuts_async import sample_async
 from ._nuts_kernel import compile_leaf, nuts_transition
 from ._potential import COMPILE, MODES, make_potential
 from .base import EngineResult
@@ -30,9 +31,9 @@ from .result import engine_attrs, make_inference_data
 
 __all__ = ["NUTS", "STATS", "check_nuts_sites"]
 
-STATS = ("diverging", "energy", "tree_depth", "n_steps", "step_size", "acceptance_rate",
-         "lp", "idle_steps")
-"""Per-iteration statistics in ``sample_stats`` (ArviZ's names, plus ``idle_steps``)."""
+STATS = ("diverging", "energy", "tree_depth", "n_steps", "step_size", "acceptance_rate", "lp")
+"""Per-iteration statistics in ``sample_stats`` (ArviZ's names)."""
+SCHEDULES = ("async", "lockstep")
 
 
 INITIAL_MAX_TREE_DEPTH = 6
@@ -80,14 +81,18 @@ class NUTS:
     :param compile: how the batched potential runs: ``"fx"`` (recorded ATen graph, the
         default), ``"inductor"`` (``torch.compile``: fastest per step, tens of seconds to
         compile once) or ``"none"``.
+    :param schedule: ``"async"`` (default): every chain starts its next transition as soon
+        as its trajectory ends (chains wait only at the ends of adaptation windows);
+        ``"lockstep"``: every chain waits each iteration for the longest trajectory of the
+        ensemble (TFP's scheme; the waiting is reported as ``lockstep_waste``).
     :raises ValueError: from :meth:`validate`.
 
     ``sample_stats`` (dims ``chain, draw``): ``diverging``, ``energy`` (H at the draw,
     nats), ``tree_depth``, ``n_steps`` (gradients this chain needed), ``step_size``,
-    ``acceptance_rate``, ``lp`` (log density in unconstrained space, nats) and
-    ``idle_steps`` (gradients computed for this chain while it waited for the others).
+    ``acceptance_rate``, ``lp`` (log density in unconstrained space, nats).
     ``attrs``: ``grad_evals`` (gradients the chains needed, warm-up included),
-    ``grad_evals_lockstep`` (computed), ``lockstep_waste`` (their idle fraction),
+    ``grad_evals_lockstep`` (computed: one per chain and batched step, including steps a
+    chain spent waiting), ``lockstep_waste`` (the waiting fraction), ``schedule``,
     ``potential_mode``, ``potential_setup_s`` (building, recording and compiling the
     potential, seconds; included in the wall time), ``wall_time_s`` (this posterior's share of the run, seconds),
     ``batch_wall_time_s`` and ``num_posteriors``.
@@ -102,6 +107,7 @@ class NUTS:
     potential: str = "auto"
     init_radius: float = 2.0
     compile: str = "fx"
+    schedule: str = "async"
 
     name = "nuts"
 
@@ -118,6 +124,8 @@ class NUTS:
             raise ValueError(f"NUTS: target_accept_prob must be in (0, 1), got {self.target_accept_prob}")
         if self.potential not in MODES:
             raise ValueError(f"NUTS: potential must be one of {MODES}, got {self.potential!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"NUTS: schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.compile not in COMPILE:
             raise ValueError(f"NUTS: compile must be one of {COMPILE}, got {self.compile!r}")
         if not self.init_radius > 0:
@@ -196,6 +204,19 @@ class NUTS:
         leaf_fn, leaf_mode = compile_leaf(potential, self.max_delta_energy, q, u, g, inv_mass,
                                           self.compile if potential.compiled != "none" else "none")
         setup = time.perf_counter() - setup
+        info = {"potential": potential, "setup_s": setup, "leaf_mode": leaf_mode}
+        if self.schedule == "async":
+            bar = tqdm(total=self.warmup_steps + self.num_samples, desc=f"nuts {B}x{K} chains",
+                       disable=not progress, leave=False,
+                       bar_format="{l_bar}{bar}| {n:.0f}/{total} [{elapsed}<{remaining}]")
+            state = sample_async(potential, q, u, g, inv_mass, gen, warmup_steps=self.warmup_steps,
+                                 num_samples=self.num_samples,
+                                 target_accept_prob=self.target_accept_prob,
+                                 max_tree_depth=self.max_tree_depth,
+                                 max_delta_energy=self.max_delta_energy, leaf_fn=leaf_fn,
+                                 initial_max_tree_depth=INITIAL_MAX_TREE_DEPTH, progress_bar=bar)
+            bar.close()
+            return {**state, **info}
         log_step = find_step_size(potential, q, u, g, inv_mass,
                                   torch.zeros(B, dtype=torch.float64, device=device), gen)
         averaging = DualAveraging(log_step, self.target_accept_prob)
@@ -208,6 +229,8 @@ class NUTS:
         warm_grads = torch.zeros(B, K, dtype=torch.long, device=device)
         warm_idle = torch.zeros(B, K, dtype=torch.long, device=device)
         warm_divergences = torch.zeros(B, K, dtype=torch.long, device=device)
+        all_grads = torch.zeros(B, K, dtype=torch.long, device=device)
+        all_idle = torch.zeros(B, K, dtype=torch.long, device=device)
         step = averaging.log_step.exp()
         bar = tqdm(total=W + S, desc=f"nuts {B}x{K} chains", disable=not progress, leave=False)
         for it in range(W + S):
@@ -221,6 +244,8 @@ class NUTS:
             t = nuts_transition(potential, q, u, g, step.to(dtype).unsqueeze(-1), inv_mass, gen,
                                 depth, self.max_delta_energy, leaf_fn)
             q, u, g = t.z, t.potential, t.grad
+            all_idle += t.idle_steps
+            all_grads += t.n_steps
             if it < W:
                 warm_grads += t.n_steps
                 warm_idle += t.idle_steps
@@ -240,7 +265,7 @@ class NUTS:
                 draws[s] = q
                 row = {"diverging": t.diverging, "energy": t.energy, "tree_depth": t.tree_depth,
                        "n_steps": t.n_steps, "step_size": step.to(dtype).unsqueeze(-1).expand(B, K),
-                       "acceptance_rate": t.acceptance_rate, "lp": -u, "idle_steps": t.idle_steps}
+                       "acceptance_rate": t.acceptance_rate, "lp": -u}
                 for key in STATS:
                     stats[key].append(row[key])
             bar.update(1)
@@ -248,10 +273,10 @@ class NUTS:
                 bar.set_postfix(depth=int(t.tree_depth.max()), step=f"{float(step.min()):.3g}")
         bar.close()
         stats = {k: torch.stack(v) if v else torch.empty(0, B, K) for k, v in stats.items()}
-        return {"potential": potential, "draws": draws, "stats": stats, "setup_s": setup,
-                "leaf_mode": leaf_mode,
-                "inv_mass": inv_mass, "warm_grads": warm_grads, "warm_idle": warm_idle,
-                "warm_divergences": warm_divergences}
+        stats["tree_depth"], stats["n_steps"] = stats["tree_depth"].long(), stats["n_steps"].long()
+        return {"draws": draws, "stats": stats, "inv_mass": inv_mass, "warm_grads": warm_grads,
+                "warm_idle": warm_idle, "warm_divergences": warm_divergences,
+                "grads": all_grads, "idle": all_idle, **info}
 
     # --- results ----------------------------------------------------------------------
     def _assemble(self, model, posteriors, state, seed):
@@ -269,16 +294,18 @@ class NUTS:
             values.update({k: v.reshape(K, S, *v.shape[1:]) for k, v in extra.items()})
             sample_stats = {k: stats[k][:, b].transpose(0, 1).cpu().numpy() for k in STATS}
             sample_stats["diverging"] = sample_stats["diverging"].astype(bool)
-            useful = int(state["warm_grads"][b].sum() + stats["n_steps"][:, b].sum())
-            idle = int(state["warm_idle"][b].sum() + stats["idle_steps"][:, b].sum())
+            useful = int(state["grads"][b].sum())
+            idle = int(state["idle"][b].sum())
             attrs = engine_attrs(self.name, asdict(self), seed, 0.0, useful, posterior)
             attrs.update(
                 grad_evals_lockstep=useful + idle,
                 lockstep_waste=idle / max(useful + idle, 1),
                 potential_mode=potential.mode,
+                schedule=self.schedule,
                 potential_compiled=state["leaf_mode"],
                 warmup_divergences=int(state["warm_divergences"][b].sum()),
                 num_posteriors=B,
+                warmup_resets=int(state.get("warmup_resets", 0)),
                 potential_setup_s=state["setup_s"],
             )
             idata = make_inference_data(posterior, values, sample_stats, attrs)

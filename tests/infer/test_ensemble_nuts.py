@@ -329,3 +329,44 @@ def test_agrees_with_pyros_sampler():
         tol = 4 * math.hypot(ours.loc[name, "mcse_mean"], pyros.loc[name, "mcse_mean"])
         assert abs(ours.loc[name, "mean"] - pyros.loc[name, "mean"]) < tol, name
         assert abs(ours.loc[name, "sd"] / pyros.loc[name, "sd"] - 1) < 0.2, name
+
+
+def _async_stationarity(step_size, inv_mass_value, num_chains=20000, num_steps=3, seed=0,
+                        max_tree_depth=8):
+    from ppl_genmodels.infer._nuts_async import run_transitions
+
+    scales = torch.tensor([1.0, 2.5], dtype=torch.float64)
+    potential = _gaussian_potential(scales)
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(1, num_chains, 2, generator=gen, dtype=torch.float64) * scales
+    u, g = potential(z)
+    inv_mass = torch.full((1, 1, 2), inv_mass_value, dtype=torch.float64)
+    depths = []
+
+    def record(done, info):
+        depths.append(info["tree_depth"][done].double())
+
+    z, u, g, counts = run_transitions(
+        potential, z, u, g, lambda: torch.full((1, num_chains), step_size, dtype=torch.float64),
+        inv_mass, gen, num_steps, record, max_tree_depth=max_tree_depth)
+    assert sum(len(d) for d in depths) == num_chains * num_steps  # every transition reported
+    return (z[0] / scales).numpy(), torch.cat(depths).mean().item()
+
+
+@pytest.mark.parametrize("step_size,inv_mass", [(0.9, 1.0), (0.25, 1.0), (0.6, 4.0)])
+def test_async_transitions_keep_the_target_exactly(step_size, inv_mass):
+    x, mean_depth = _async_stationarity(step_size, inv_mass)
+    n = x.shape[0]
+    assert mean_depth > 1.5
+    assert np.abs(x.mean(0)).max() < 4.5 / math.sqrt(n)
+    assert np.abs(x.var(0) - 1).max() < 4.5 * math.sqrt(2 / n)
+    assert min(stats.kstest(x[:, j], "norm").pvalue for j in range(2)) > 1e-3
+
+
+def test_async_broken_energy_fails_stationarity(monkeypatch):
+    from ppl_genmodels.infer import _nuts_async
+
+    monkeypatch.setattr(_nuts_kernel, "kinetic_energy", lambda r, inv_mass: 0.5 * (r * r).sum(-1))
+    monkeypatch.setattr(_nuts_async, "kinetic_energy", lambda r, inv_mass: 0.5 * (r * r).sum(-1))
+    x, _ = _async_stationarity(0.6, 4.0)
+    assert np.abs(x.var(0) - 1).max() > 10 * math.sqrt(2 / x.shape[0])
