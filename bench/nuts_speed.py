@@ -298,7 +298,7 @@ def table(rows: list[Row], ref: Row, ref2: Row) -> str:
         grads = (f"{row.grads_total if row.grads_total is not None else 'n/a'} / "
                  f"{row.grads_sampling if row.grads_sampling is not None else 'n/a'}")
         lines.append(
-            f"| {row.contender} | {row.settings} | {row.wall_s:.1f} | {compile_s} | "
+            f"| {row.contender} | {row.settings} | {row.wall_s:.{2 if row.wall_s < 10 else 1}f} | {compile_s} | "
             f"{s['min_ess']:.0f} | {s['ess_per_s']:.0f} | {s['max_rhat']:.3f} | "
             f"{row.divergences} | {grads} | {s['ess_per_s'] / ref_rate:.3f} | "
             f"{s['ess_per_s'] / ref2_rate:.2f} | "
