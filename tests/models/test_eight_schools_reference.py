@@ -11,7 +11,7 @@ def test_nuts_matches_posteriordb_means():
     spec = get_model("eight_schools")
     posterior = spec.posterior()
     reference = spec.reference()
-    idata = NUTS(num_samples=1000, warmup_steps=500, num_chains=2, target_accept_prob=0.9).run(
+    idata = NUTS(num_samples=250, warmup_steps=300, num_chains=16, target_accept_prob=0.9).run(
         posterior, seed=0, progress=False
     ).idata
     summary = parameter_summary(idata)
