@@ -26,15 +26,9 @@ Usage (repository root; ``pip install -e .[bench]`` for numpyro and jax)::
     python bench/nuts_speed.py --quick --skip-pyro
     python bench/nuts_speed.py --posteriors eight_schools --ours 64x300x300,128x200x200
 
-Inductor note: ``compile_leaf`` of ``ppl_genmodels`` (as of this script) traces its
-leapfrog leaf with ``make_fx`` on example arguments in which the same tensor object is
-passed for several inputs (``zc``/``sub_z``, ``gc``/``sub_g``, ``energy0``/``sub_h``);
-``make_fx`` then conflates those inputs and the compiled leaf computes H - H0 against the
-wrong energy, so the ``compile="inductor"`` sampler is wrong (R-hat >> 1, every tree at
-maximum depth). ``--inductor-alias-fix`` (default on) makes ``make_fx`` see distinct
-copies of aliased example arguments while our engine compiles; the rows say so. It is a
-no-op once the engine passes distinct tensors itself. ``--no-inductor-alias-fix`` runs
-the engine as shipped.
+Inductor note: until commit "NUTS schedule 'async'" the engine traced its leapfrog leaf with
+aliased example arguments and its ``compile="inductor"`` sampler was wrong (found by this
+benchmark; fixed in the engine, tested by ``tests/infer/test_ensemble_nuts.py``).
 """
 
 from __future__ import annotations
@@ -223,44 +217,12 @@ def pyro_row(posterior, name, jit, warmup, samples, seed):
                int(stats["n_steps"].values.sum()))
 
 
-@contextlib.contextmanager
-def distinct_make_fx_inputs(enabled: bool):
-    """While our engine compiles, give ``make_fx`` distinct copies of example arguments
-    that are the same tensor object (see the module docstring)."""
-    if not enabled:
-        yield
-        return
-    import torch.fx.experimental.proxy_tensor as pt
-
-    original = pt.make_fx
-
-    def make_fx(f, *a, **k):
-        traced = original(f, *a, **k)
-
-        def call(*args):
-            seen, fixed = set(), []
-            for x in args:
-                if isinstance(x, torch.Tensor) and id(x) in seen:
-                    x = x.clone()
-                seen.add(id(x))
-                fixed.append(x)
-            return traced(*fixed)
-
-        return call
-
-    pt.make_fx = make_fx
-    try:
-        yield
-    finally:
-        pt.make_fx = original
-
-
-def ours_row(posterior, name, compile_, chains, warmup, samples, seed, alias_fix, tag=""):
+def ours_row(posterior, name, compile_, chains, warmup, samples, seed, schedule="async", tag=""):
     from ppl_genmodels.infer import NUTS
 
     engine = NUTS(num_samples=samples, warmup_steps=warmup, num_chains=chains,
-                  target_accept_prob=0.8, max_tree_depth=10, compile=compile_)
-    with warnings.catch_warnings(), distinct_make_fx_inputs(alias_fix and compile_ == "inductor"):
+                  target_accept_prob=0.8, max_tree_depth=10, compile=compile_, schedule=schedule)
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = engine.run(posterior, seed=seed, progress=False)
     idata = res.idata
@@ -268,14 +230,12 @@ def ours_row(posterior, name, compile_, chains, warmup, samples, seed, alias_fix
     draws = {k: idata.posterior[k].values for k in SITES[name]}
     stats = idata.sample_stats
     label = f"ours NUTS(compile=\"{compile_}\")"
-    if compile_ == "inductor" and alias_fix:
-        label += " + alias fix"
     if tag:
         label += f" ({tag})"
     note = (f"potential {attrs['potential_mode']}/{attrs['potential_compiled']}, lockstep waste "
             f"{attrs['lockstep_waste']:.2f}, {attrs['grad_evals_lockstep']} grads computed, "
             f"{attrs['warmup_divergences']} warm-up div.")
-    return Row(label, f"{chains} ch lockstep, {warmup}+{samples}", float(attrs["wall_time_s"]),
+    return Row(label, f"{chains} ch {schedule}, {warmup}+{samples}", float(attrs["wall_time_s"]),
                draws, int(stats["diverging"].values.sum()), int(attrs["grad_evals"]),
                int(stats["n_steps"].values.sum()), compile_s=float(attrs["potential_setup_s"]),
                note=note)
@@ -307,11 +267,13 @@ def table(rows: list[Row], ref: Row, ref2: Row) -> str:
     return "\n".join(lines) + ("\n\n" + "\n".join(notes) if notes else "")
 
 
-def parse_ours(spec: str) -> list[tuple[int, int, int]]:
+def parse_ours(spec: str) -> list[tuple[int, int, int, str]]:
+    """``KxWxS[:schedule]``, comma-separated -> (chains, warm-up, draws, schedule)."""
     out = []
     for part in spec.split(","):
-        k, w, s = (int(v) for v in part.lower().split("x"))
-        out.append((k, w, s))
+        sizes, _, schedule = part.partition(":")
+        k, w, s = (int(v) for v in sizes.lower().split("x"))
+        out.append((k, w, s, schedule or "async"))
     return out
 
 
@@ -323,13 +285,13 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-pyro", action="store_true")
     parser.add_argument("--skip-inductor", action="store_true")
     parser.add_argument("--ours", default="64x300x300",
-                        help="chains x warm-up x draws, comma-separated (default 64x300x300)")
+                        help="chains x warm-up x draws[:async|lockstep], comma-separated "
+                             "(default 64x300x300, schedule async)")
     parser.add_argument("--pyro-iters", type=int, default=None,
                         help="Pyro warm-up = draws (default: as NumPyro, 1000; --quick 300)")
     parser.add_argument("--pyro-iters-large", type=int, default=None,
                         help="Pyro warm-up = draws for kidiq/logistic_regression (default "
                              "--pyro-iters)")
-    parser.add_argument("--no-inductor-alias-fix", dest="alias_fix", action="store_false")
     parser.add_argument("--inductor-cold", action="store_true",
                         help="point TORCHINDUCTOR_CACHE_DIR at a fresh folder, so the inductor "
                              "rows pay a cold compile, then rerun the first inductor setting "
@@ -350,7 +312,7 @@ def main(argv=None) -> int:
     iters = 300 if args.quick else 1000
     pyro_iters = args.pyro_iters or iters
     pyro_iters_large = args.pyro_iters_large or pyro_iters
-    ours = [(64, 150, 150)] if args.quick else parse_ours(args.ours)
+    ours = [(64, 150, 150, "async")] if args.quick else parse_ours(args.ours)
     compiles = ["fx"] + ([] if (args.quick or args.skip_inductor) else ["inductor"])
 
     header = [
@@ -380,12 +342,12 @@ def main(argv=None) -> int:
             for jit in (False, True):
                 rows.append(pyro_row(posterior, name, jit, n, n, args.seed))
                 print(f"[{name}] pyro jit={jit} {rows[-1].wall_s:.1f} s", flush=True)
-        runs = [(c, k, w, s, "") for c in compiles for k, w, s in ours]
+        runs = [(c, k, w, s, sch, "") for c in compiles for k, w, s, sch in ours]
         if args.inductor_cold and "inductor" in compiles:
-            runs = [r[:4] + ("cold cache",) if r[0] == "inductor" else r for r in runs]
+            runs = [r[:5] + ("cold cache",) if r[0] == "inductor" else r for r in runs]
             runs.append(("inductor", *ours[0], "warm cache"))
-        for compile_, k, w, s, tag in runs:
-            rows.append(ours_row(posterior, name, compile_, k, w, s, args.seed, args.alias_fix, tag))
+        for compile_, k, w, s, sch, tag in runs:
+            rows.append(ours_row(posterior, name, compile_, k, w, s, args.seed, sch, tag))
             print(f"[{name}] ours {compile_} {k}x{w}x{s} {tag}: {rows[-1].wall_s:.1f} s "
                   f"(setup {rows[-1].compile_s:.1f} s)", flush=True)
         text = (f"## {name}\n\nsites {', '.join(SITES[name])}; reference rows for the ratios: "

@@ -85,7 +85,10 @@ class GuideEngine(Engine, Protocol):
 class BatchedEngine(Engine, Protocol):
     """An engine that samples many posteriors of one model in one run (the ensemble
     :class:`~ppl_genmodels.infer.NUTS`): SBC's simulated data sets and the images of a
-    fixed-theta comparison are given to it together."""
+    fixed-theta comparison are given to it together. ``num_chains`` is per posterior; such
+    engines are dataclasses (``dataclasses.replace`` makes variants)."""
+
+    num_chains: int
 
     def run_many(self, posteriors, seed: int, *, progress: bool = True) -> list[EngineResult]:
         """:returns: one :class:`EngineResult` per posterior, in order."""

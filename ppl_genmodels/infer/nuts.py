@@ -1,11 +1,12 @@
-"""Ensemble NUTS: many chains of many posteriors in lockstep, one batched gradient per step.
+"""Ensemble NUTS: many chains of many posteriors, one batched gradient per leapfrog step.
 
 :class:`NUTS` (engine name ``"nuts"``) samples B posteriors that share a Pyro model and
 differ in their data (SBC's simulated data sets, the images of a fixed-theta comparison) with
 K chains each, as one (B, K, D) ensemble: every leapfrog step evaluates the potential of all
-B x K chains in one call (:mod:`._potential`), trajectories follow Stan's multinomial NUTS
-with per-chain masks (:mod:`._nuts_kernel`), and each posterior gets Stan's windowed
-warm-up pooled over its K chains (:mod:`._adaptation`).
+B x K chains in one call (:mod:`._potential`); trajectories follow Stan's multinomial NUTS,
+each chain at its own place in its own trajectory (:mod:`._nuts_async`, the default) or all
+chains in lockstep with per-chain masks (:mod:`._nuts_kernel`); each posterior gets Stan's
+windowed warm-up pooled over its K chains (:mod:`._adaptation`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..posterior import Posterior
-from ._adaptation import DualAveraging, PooledVariance, adaptation_schedule, find_step_size
+from ._adaptation import (DualAveraging, PooledVariance, adaptation_schedule, find_step_size,
+                          reset_stuck_chains)
 from ._draws import deterministic_sites
 from ._nuts_async import sample_async
 from ._nuts_kernel import compile_leaf, nuts_transition
@@ -61,8 +63,9 @@ class NUTS:
     """The No-U-Turn sampler run as one batched ensemble of chains (and of posteriors).
 
     Multinomial NUTS with the generalized no-U-turn criterion and Stan's extra sub-tree
-    checks (Betancourt 2017; Hoffman & Gelman 2014), advanced for all chains in lockstep
-    as TFP's ``NoUTurnSampler`` does (Lao et al. 2020); Stan's windowed adaptation of a
+    checks (Betancourt 2017; Hoffman & Gelman 2014), advanced for all chains with one
+    batched gradient per step, each chain with its own program counter (Radul et al. 2020;
+    TFP's ``NoUTurnSampler``, Lao et al. 2020) or in lockstep; Stan's windowed adaptation of a
     step size and a diagonal metric per posterior, pooled over its chains. The potential
     is Pyro's (``initialize_model``'s transforms and Jacobians, enumerated discrete sites
     summed out) evaluated with ``torch.func.vmap`` or inside a chains ``pyro.plate``.
@@ -230,6 +233,8 @@ class NUTS:
         warm_idle = torch.zeros(B, K, dtype=torch.long, device=device)
         warm_divergences = torch.zeros(B, K, dtype=torch.long, device=device)
         all_grads = torch.zeros(B, K, dtype=torch.long, device=device)
+        phase_ends = {first for first, _ in windows} | {last + 1 for _, last in windows}
+        q_mark, resets = q, 0
         all_idle = torch.zeros(B, K, dtype=torch.long, device=device)
         step = averaging.log_step.exp()
         bar = tqdm(total=W + S, desc=f"nuts {B}x{K} chains", disable=not progress, leave=False)
@@ -251,6 +256,9 @@ class NUTS:
                 warm_idle += t.idle_steps
                 warm_divergences += t.diverging
                 averaging.update(t.acceptance_rate.to(torch.float64).mean(1))
+                if it + 1 in phase_ends:  # as in the async schedule: restart stuck chains
+                    q, u, g, n = reset_stuck_chains(q, u, g, (q != q_mark).any(-1), gen)
+                    resets, q_mark = resets + n, q
                 for first_it, last_it in windows:
                     if first_it <= it <= last_it:
                         variance.update(q)
@@ -276,7 +284,7 @@ class NUTS:
         stats["tree_depth"], stats["n_steps"] = stats["tree_depth"].long(), stats["n_steps"].long()
         return {"draws": draws, "stats": stats, "inv_mass": inv_mass, "warm_grads": warm_grads,
                 "warm_idle": warm_idle, "warm_divergences": warm_divergences,
-                "grads": all_grads, "idle": all_idle, **info}
+                "grads": all_grads, "idle": all_idle, "warmup_resets": resets, **info}
 
     # --- results ----------------------------------------------------------------------
     def _assemble(self, model, posteriors, state, seed):

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..infer import Engine, GuideEngine, get_engine
+from ..infer import BatchedEngine, Engine, GuideEngine, get_engine
 from ..posterior import Posterior
 from .checkpoint import guide_hash
 
@@ -117,6 +117,11 @@ def amortized_plan(posterior, model_config, engine_config, guide, train_engine) 
     return Plan(posterior, f"amortized({train_engine})", settings, True, train_config=cfg)
 
 
+SBC_CHAINS = 4
+"""Chains per simulated data set for a batched engine (the model's budget may use more
+chains for one posterior; with a hundred posteriors per run four chains each suffice)."""
+
+
 def refit_plan(posterior, model_config, engine, engine_config, num_draws, thin) -> Plan:
     """The engine run afresh on every simulated data set, with L draws for guide engines."""
     cfg = dict(model_config.get(engine, {})) if isinstance(engine, str) else {}
@@ -124,7 +129,11 @@ def refit_plan(posterior, model_config, engine, engine_config, num_draws, thin) 
     runner = get_engine(engine, **cfg) if isinstance(engine, str) else get_engine(engine)
     # Engines whose draws are iid from an approximation q: no thinning, VSBC applies.
     variational = isinstance(runner, GuideEngine)
-    if variational:
+    if isinstance(runner, BatchedEngine) and "num_chains" not in (engine_config or {}) \
+            and runner.num_chains > SBC_CHAINS:
+        # Many posteriors share one run: SBC_CHAINS chains each give the L draws.
+        runner = dataclasses.replace(runner, num_chains=SBC_CHAINS)
+        cfg["num_chains"] = SBC_CHAINS
         runner = dataclasses.replace(runner, num_draws=num_draws)
         cfg["num_draws"] = num_draws
     runner.validate(posterior)

@@ -9,7 +9,7 @@ from helpers import regression_data
 from ppl_genmodels.reference import Reference
 
 QUICK = {"svi": {"num_steps": 150, "num_draws": 300}, "rws": {"num_steps": 150, "num_draws": 300},
-         "nuts": {"num_samples": 200, "warmup_steps": 150}}
+         "nuts": {"num_samples": 200, "warmup_steps": 150, "num_chains": 8}}
 
 
 def regression_reference() -> Reference:

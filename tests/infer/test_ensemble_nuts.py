@@ -336,3 +336,27 @@ def test_async_broken_energy_fails_stationarity(monkeypatch):
     monkeypatch.setattr(_nuts_async, "kinetic_energy", lambda r, inv_mass: 0.5 * (r * r).sum(-1))
     x, _ = _async_stationarity(0.6, 4.0)
     assert np.abs(x.var(0) - 1).max() > 10 * math.sqrt(2 / x.shape[0])
+
+
+def test_stuck_warmup_chains_restart_from_a_moving_chain_of_their_posterior():
+    from ppl_genmodels.infer._adaptation import reset_stuck_chains
+
+    z = torch.arange(2 * 3 * 2, dtype=torch.float64).reshape(2, 3, 2)
+    u, g = z.sum(-1), -z
+    moved = torch.tensor([[True, False, False], [False, False, False]])
+    z2, u2, g2, n = reset_stuck_chains(z, u, g, moved, torch.Generator().manual_seed(0))
+    assert n == 2  # posterior 1 has no moving chain: left alone
+    assert torch.equal(z2[0], z[0, 0].expand(3, 2)) and torch.equal(z2[1], z[1])
+    assert torch.equal(u2[0], u[0, 0].expand(3)) and torch.equal(g2[0], g[0, 0].expand(3, 2))
+
+
+def test_kidiq_chains_started_in_the_tails_do_not_stay_stuck():
+    """Uniform(-2, 2) starts put some kidiq chains where the density is ~exp(-1e7); with one
+    step size per posterior they never move unless warm-up restarts them."""
+    spec = get_model("kidiq")
+    posterior = spec.posterior()
+    idata = NUTS(num_samples=150, warmup_steps=300, num_chains=32).run(
+        posterior, seed=0, progress=False).idata
+    summary = parameter_summary(idata)
+    assert summary["r_hat"].max() < 1.02, summary
+    assert idata.sample_stats["diverging"].values.mean() < 0.01
