@@ -4,8 +4,8 @@
 differ in their data (SBC's simulated data sets, the images of a fixed-theta comparison) with
 K chains each, as one (B, K, D) ensemble: every leapfrog step evaluates the potential of all
 B x K chains in one call (:mod:`._potential`); trajectories follow Stan's multinomial NUTS,
-each chain at its own place in its own trajectory (:mod:`._nuts_async`, the default) or all
-chains in lockstep with per-chain masks (:mod:`._nuts_kernel`); each posterior gets Stan's
+all chains in lockstep with per-chain masks (:mod:`._nuts_kernel`, the default) or each
+chain at its own place in its own trajectory (:mod:`._nuts_async`); each posterior gets Stan's
 windowed warm-up pooled over its K chains (:mod:`._adaptation`).
 """
 
@@ -84,10 +84,15 @@ class NUTS:
     :param compile: how the batched potential runs: ``"fx"`` (recorded ATen graph, the
         default), ``"inductor"`` (``torch.compile``: fastest per step, tens of seconds to
         compile once) or ``"none"``.
-    :param schedule: ``"async"`` (default): every chain starts its next transition as soon
-        as its trajectory ends (chains wait only at the ends of adaptation windows);
-        ``"lockstep"``: every chain waits each iteration for the longest trajectory of the
-        ensemble (TFP's scheme; the waiting is reported as ``lockstep_waste``).
+    :param schedule: ``"lockstep"`` (default): every chain waits each iteration for the
+        longest trajectory of the ensemble (TFP's scheme; the waiting is reported as
+        ``lockstep_waste``); ``"async"``: every chain starts its next transition as soon as
+        its trajectory ends (chains wait only at the ends of adaptation windows). Async
+        wastes fewer gradients (100 MNIST images x 2 chains: 17% against 36%) but each of
+        its steps does more bookkeeping; on this package's posteriors on a CPU lockstep
+        was faster in wall time (83.5 s against 95.6 s for those images; see
+        ``bench/RESULTS.md``); async pays off when gradients are expensive and
+        trajectory lengths vary widely.
     :raises ValueError: from :meth:`validate`.
 
     ``sample_stats`` (dims ``chain, draw``): ``diverging``, ``energy`` (H at the draw,
@@ -110,7 +115,7 @@ class NUTS:
     potential: str = "auto"
     init_radius: float = 2.0
     compile: str = "fx"
-    schedule: str = "async"
+    schedule: str = "lockstep"
 
     name = "nuts"
 

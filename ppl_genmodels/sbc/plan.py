@@ -134,6 +134,7 @@ def refit_plan(posterior, model_config, engine, engine_config, num_draws, thin) 
         # Many posteriors share one run: SBC_CHAINS chains each give the L draws.
         runner = dataclasses.replace(runner, num_chains=SBC_CHAINS)
         cfg["num_chains"] = SBC_CHAINS
+    if variational:
         runner = dataclasses.replace(runner, num_draws=num_draws)
         cfg["num_draws"] = num_draws
     runner.validate(posterior)

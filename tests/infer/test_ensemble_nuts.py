@@ -93,7 +93,36 @@ def test_leapfrog_is_reversible():
     assert torch.allclose(z1, z, atol=1e-12) and torch.allclose(r1, r, atol=1e-12)
 
 
-def _stationarity(step_size, inv_mass_value, num_chains=20000, num_steps=3, seed=0):
+def _lockstep(potential, z, u, g, step_size, inv_mass, gen, num_steps):
+    depths = []
+    step = torch.full((1, 1), step_size, dtype=torch.float64)
+    for _ in range(num_steps):
+        t = nuts_transition(potential, z, u, g, step, inv_mass, gen, max_tree_depth=8)
+        z, u, g = t.z, t.potential, t.grad
+        depths.append(t.tree_depth.double().ravel())
+    return z, torch.cat(depths)
+
+
+def _async(potential, z, u, g, step_size, inv_mass, gen, num_steps):
+    from ppl_genmodels.infer._nuts_async import run_transitions
+
+    depths = []
+
+    def record(done, info):
+        depths.append(info["tree_depth"][done].double())
+
+    z, u, g, _ = run_transitions(
+        potential, z, u, g, lambda: torch.full(z.shape[:2], step_size, dtype=torch.float64),
+        inv_mass, gen, num_steps, record, max_tree_depth=8)
+    depths = torch.cat(depths)
+    assert len(depths) == z.shape[1] * num_steps  # every transition reported once
+    return z, depths
+
+
+SCHEDULES = [pytest.param(_lockstep, id="lockstep"), pytest.param(_async, id="async")]
+
+
+def _stationarity(schedule, step_size, inv_mass_value, num_chains=20000, num_steps=3, seed=0):
     """Start N chains at exact draws of N(0, diag(s^2)); after NUTS transitions with a
     fixed step and metric they must still be exact draws (detailed balance of the tree)."""
     scales = torch.tensor([1.0, 2.5], dtype=torch.float64)
@@ -102,19 +131,14 @@ def _stationarity(step_size, inv_mass_value, num_chains=20000, num_steps=3, seed
     z = torch.randn(1, num_chains, 2, generator=gen, dtype=torch.float64) * scales
     u, g = potential(z)
     inv_mass = torch.full((1, 1, 2), inv_mass_value, dtype=torch.float64)
-    step = torch.full((1, 1), step_size, dtype=torch.float64)
-    depths = []
-    for _ in range(num_steps):
-        t = nuts_transition(potential, z, u, g, step, inv_mass, gen, max_tree_depth=8)
-        z, u, g = t.z, t.potential, t.grad
-        depths.append(t.tree_depth)
-    x = (z[0] / scales).numpy()
-    return x, torch.cat(depths).float().mean().item()
+    z, depths = schedule(potential, z, u, g, step_size, inv_mass, gen, num_steps)
+    return (z[0] / scales).numpy(), depths.mean().item()
 
 
+@pytest.mark.parametrize("schedule", SCHEDULES)
 @pytest.mark.parametrize("step_size,inv_mass", [(0.9, 1.0), (0.25, 1.0), (0.6, 4.0)])
-def test_transition_keeps_the_target_exactly(step_size, inv_mass):
-    x, mean_depth = _stationarity(step_size, inv_mass)
+def test_transition_keeps_the_target_exactly(schedule, step_size, inv_mass):
+    x, mean_depth = _stationarity(schedule, step_size, inv_mass)
     n = x.shape[0]
     assert mean_depth > 1.5  # trees of several doublings were built and merged
     assert np.abs(x.mean(0)).max() < 4.5 / math.sqrt(n)
@@ -122,12 +146,16 @@ def test_transition_keeps_the_target_exactly(step_size, inv_mass):
     assert min(stats.kstest(x[:, j], "norm").pvalue for j in range(2)) > 1e-3
 
 
-def test_broken_energy_fails_stationarity(monkeypatch):
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_broken_energy_fails_stationarity(schedule, monkeypatch):
     """Negative control: weights from a kinetic energy that ignores the metric."""
-    monkeypatch.setattr(_nuts_kernel, "kinetic_energy", lambda r, inv_mass: 0.5 * (r * r).sum(-1))
-    x, _ = _stationarity(0.6, 4.0)
-    n = x.shape[0]
-    assert np.abs(x.var(0) - 1).max() > 10 * math.sqrt(2 / n)
+    from ppl_genmodels.infer import _nuts_async
+
+    broken = lambda r, inv_mass: 0.5 * (r * r).sum(-1)  # noqa: E731
+    monkeypatch.setattr(_nuts_kernel, "kinetic_energy", broken)
+    monkeypatch.setattr(_nuts_async, "kinetic_energy", broken)
+    x, _ = _stationarity(schedule, 0.6, 4.0)
+    assert np.abs(x.var(0) - 1).max() > 10 * math.sqrt(2 / x.shape[0])
 
 
 # --- models as users write them -------------------------------------------------------------
@@ -198,13 +226,14 @@ def test_same_seed_same_draws_other_seed_other_draws():
     assert not np.array_equal(a.posterior["loc"].values, c.posterior["loc"].values)
 
 
-def test_many_posteriors_in_one_run_each_get_their_own_posterior():
+@pytest.mark.parametrize("schedule", ["async", "lockstep"])
+def test_many_posteriors_in_one_run_each_get_their_own_posterior(schedule):
     spec = get_model("normal_normal")
     base = spec.posterior()
     shifts = [0.0, 3.0, -5.0]
     posteriors = [Posterior(base.model, None, {"x": base.data["x"] + s}) for s in shifts]
-    idatas = [r.idata for r in NUTS(num_samples=300, warmup_steps=200, num_chains=4).run_many(
-        posteriors, seed=0, progress=False)]
+    engine = NUTS(num_samples=300, warmup_steps=200, num_chains=4, schedule=schedule)
+    idatas = [r.idata for r in engine.run_many(posteriors, seed=0, progress=False)]
     assert len(idatas) == 3
     for posterior, idata in zip(posteriors, idatas):
         mean, sd = closed_form(posterior.data["x"])
@@ -233,6 +262,7 @@ def test_funnel_still_warns():
     ({"target_accept_prob": 1.0}, "target_accept_prob"),
     ({"potential": "magic"}, "potential"),
     ({"compile": "jit"}, "compile"),
+    ({"schedule": "eventually"}, "schedule"),
 ])
 def test_bad_settings_are_named_before_sampling(bad, message):
     posterior = get_model("normal_normal").posterior()
@@ -295,47 +325,6 @@ def test_agrees_with_pyros_sampler():
         tol = 4 * math.hypot(ours.loc[name, "mcse_mean"], pyros.loc[name, "mcse_mean"])
         assert abs(ours.loc[name, "mean"] - pyros.loc[name, "mean"]) < tol, name
         assert abs(ours.loc[name, "sd"] / pyros.loc[name, "sd"] - 1) < 0.2, name
-
-
-def _async_stationarity(step_size, inv_mass_value, num_chains=20000, num_steps=3, seed=0,
-                        max_tree_depth=8):
-    from ppl_genmodels.infer._nuts_async import run_transitions
-
-    scales = torch.tensor([1.0, 2.5], dtype=torch.float64)
-    potential = _gaussian_potential(scales)
-    gen = torch.Generator().manual_seed(seed)
-    z = torch.randn(1, num_chains, 2, generator=gen, dtype=torch.float64) * scales
-    u, g = potential(z)
-    inv_mass = torch.full((1, 1, 2), inv_mass_value, dtype=torch.float64)
-    depths = []
-
-    def record(done, info):
-        depths.append(info["tree_depth"][done].double())
-
-    z, u, g, counts = run_transitions(
-        potential, z, u, g, lambda: torch.full((1, num_chains), step_size, dtype=torch.float64),
-        inv_mass, gen, num_steps, record, max_tree_depth=max_tree_depth)
-    assert sum(len(d) for d in depths) == num_chains * num_steps  # every transition reported
-    return (z[0] / scales).numpy(), torch.cat(depths).mean().item()
-
-
-@pytest.mark.parametrize("step_size,inv_mass", [(0.9, 1.0), (0.25, 1.0), (0.6, 4.0)])
-def test_async_transitions_keep_the_target_exactly(step_size, inv_mass):
-    x, mean_depth = _async_stationarity(step_size, inv_mass)
-    n = x.shape[0]
-    assert mean_depth > 1.5
-    assert np.abs(x.mean(0)).max() < 4.5 / math.sqrt(n)
-    assert np.abs(x.var(0) - 1).max() < 4.5 * math.sqrt(2 / n)
-    assert min(stats.kstest(x[:, j], "norm").pvalue for j in range(2)) > 1e-3
-
-
-def test_async_broken_energy_fails_stationarity(monkeypatch):
-    from ppl_genmodels.infer import _nuts_async
-
-    monkeypatch.setattr(_nuts_kernel, "kinetic_energy", lambda r, inv_mass: 0.5 * (r * r).sum(-1))
-    monkeypatch.setattr(_nuts_async, "kinetic_energy", lambda r, inv_mass: 0.5 * (r * r).sum(-1))
-    x, _ = _async_stationarity(0.6, 4.0)
-    assert np.abs(x.var(0) - 1).max() > 10 * math.sqrt(2 / x.shape[0])
 
 
 def test_stuck_warmup_chains_restart_from_a_moving_chain_of_their_posterior():
