@@ -95,7 +95,7 @@ def verdict(idata, summary: pd.DataFrame | None = None) -> tuple[str, str]:
 
     MCMC (results with ``diverging``): *do not trust* if max R-hat > 1.05 or more than 1%
     of transitions diverged; otherwise *caution* if any of :func:`mcmc_warnings` fired
-    (R-hat > 1.01, bulk/tail ESS < 100 per chain, any divergence, E-BFMI < 0.3, maximum
+    (R-hat > 1.01, bulk/tail ESS < 100 per chain (at most 400), any divergence, E-BFMI < 0.3, maximum
     tree depth reached, a single chain); else *trust* (Vehtari et al. 2021; Betancourt
     2016; Stan's warnings). VI (results with ``log_weight``): PSIS k-hat > 0.7 *do not
     trust*, > 0.5 *caution* (Yao et al. 2018).
