@@ -1,8 +1,8 @@
 """Figures and their files: pyplot with a headless backend, and PNGs written atomically.
 
-Used by the comparison report (:mod:`ppl_genmodels.harness`), the fixed-theta comparison
-and the training figures (:mod:`ppl_genmodels.learning.figures`); ``sbc/plots.py`` and
-``sbc/report.py`` still keep private copies of both helpers until ``sbc/`` is split.
+Used by the comparison report (:mod:`ppl_genmodels.harness`), the fixed-theta comparison,
+the training figures (:mod:`ppl_genmodels.learning.figures`) and the SBC report
+(:mod:`ppl_genmodels.sbc`): the one place figures are made and written.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import numpy as np
 from scipy import stats
 
 from .. import _arviz
+from ..plotting import pyplot
 from . import stats as sbc_stats
 
 __all__ = ["rank_histograms", "ecdf_difference"]
@@ -19,15 +20,8 @@ __all__ = ["rank_histograms", "ecdf_difference"]
 MAX_PARAMS = 20
 
 
-def _pyplot():
-    _arviz.plots()  # selects the Agg backend before pyplot is imported
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _grid(num: int, width: float = 3.2, height: float = 2.5):
-    plt = _pyplot()
+    plt = pyplot()
     cols = min(4, num)
     rows = math.ceil(num / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows + 0.6),

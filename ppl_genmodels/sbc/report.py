@@ -5,17 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..io import atomic_path, write_text
+from ..plotting import save_figure
 from . import plots
 from .run import SBCResult
 
 __all__ = ["write_report"]
-
-
-def _save_figure(fig, path: Path) -> None:
-    plt = plots._pyplot()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
 
 
 def write_report(result: SBCResult, out: str | Path) -> Path:
@@ -36,8 +30,8 @@ def write_report(result: SBCResult, out: str | Path) -> Path:
         result.to_dataframe().to_csv(tmp)
     with atomic_path(out / "tests.csv") as tmp:
         tests.to_csv(tmp)
-    _save_figure(plots.rank_histograms(result), out / "rank_hist.png")
-    _save_figure(plots.ecdf_difference(result), out / "ecdf_diff.png")
+    save_figure(plots.rank_histograms(result), out / "rank_hist.png")
+    save_figure(plots.ecdf_difference(result), out / "ecdf_diff.png")
 
     p = len(result.param_names)
     failed = list(tests.index[tests["verdict"] == "fail"])
