@@ -273,7 +273,7 @@ def parse_ours(spec: str) -> list[tuple[int, int, int, str]]:
     for part in spec.split(","):
         sizes, _, schedule = part.partition(":")
         k, w, s = (int(v) for v in sizes.lower().split("x"))
-        out.append((k, w, s, schedule or "async"))
+        out.append((k, w, s, schedule or "lockstep"))
     return out
 
 
@@ -286,7 +286,7 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-inductor", action="store_true")
     parser.add_argument("--ours", default="64x300x300",
                         help="chains x warm-up x draws[:async|lockstep], comma-separated "
-                             "(default 64x300x300, schedule async)")
+                             "(default 64x300x300, schedule lockstep: the engine default)")
     parser.add_argument("--pyro-iters", type=int, default=None,
                         help="Pyro warm-up = draws (default: as NumPyro, 1000; --quick 300)")
     parser.add_argument("--pyro-iters-large", type=int, default=None,
@@ -312,7 +312,7 @@ def main(argv=None) -> int:
     iters = 300 if args.quick else 1000
     pyro_iters = args.pyro_iters or iters
     pyro_iters_large = args.pyro_iters_large or pyro_iters
-    ours = [(64, 150, 150, "async")] if args.quick else parse_ours(args.ours)
+    ours = [(64, 150, 150, "lockstep")] if args.quick else parse_ours(args.ours)
     compiles = ["fx"] + ([] if (args.quick or args.skip_inductor) else ["inductor"])
 
     header = [
