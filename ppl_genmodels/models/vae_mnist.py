@@ -107,8 +107,8 @@ def engine_config(quick: bool = False) -> dict:
         return {"svi": {"num_steps": 200, "lr": 0.01}, "rws": {"num_steps": 200, "lr": 0.01},
                 "nuts": {"num_samples": 50, "warmup_steps": 50, "num_chains": 2},
                 "amortized": {"num_draws": 200}}
-    return {"svi": {"num_steps": 500, "lr": 0.01}, "rws": {"num_steps": 500, "lr": 0.01},
-            "nuts": {"num_samples": 200, "warmup_steps": 150, "num_chains": 2},
+    return {"svi": {"num_steps": 400, "lr": 0.01}, "rws": {"num_steps": 400, "lr": 0.01},
+            "nuts": {"num_samples": 150, "warmup_steps": 150, "num_chains": 2},
             "amortized": {"num_draws": 1000}}
 
 

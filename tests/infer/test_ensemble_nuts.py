@@ -309,7 +309,7 @@ def test_sbc_fails_for_a_broken_sampler(monkeypatch):
                  engine_config={"num_samples": 100, "warmup_steps": 150, "num_chains": 4,
                                 "max_tree_depth": 6}, seed=0, progress=False)
     assert not result.passed
-    assert result.tests()["ecdf_p"].min() < 1e-4
+    assert result.tests()["ecdf_p"].min() < 0.005  # Bonferroni level: 0.05 / 2
 
 
 def test_agrees_with_pyros_sampler():
