@@ -35,7 +35,7 @@ import torch
 from .. import _arviz, diagnostics
 from ..infer import get_engine
 from ..learning.evaluate import per_image_log_weights
-from ..learning.trainer import image_model, load_run, posterior_from_run
+from ..learning.trainer import TrainedRun, image_model, load_run, posterior_from_run
 from ..io import atomic_path
 from ..plotting import pyplot, save_figure
 from ..posterior import Posterior
@@ -204,7 +204,7 @@ def compare_fixed_theta(run_dir, num_images: int = 4, seed: int = 0, num_samples
     """
     if report_images < 1:
         raise ValueError(f"report_images must be >= 1, got {report_images}")
-    run = run_dir if hasattr(run_dir, "model") and hasattr(run_dir, "config") else load_run(run_dir)
+    run = run_dir if isinstance(run_dir, TrainedRun) else load_run(run_dir)
     source = run_dir if isinstance(run_dir, (str, Path)) else "the given run"
     if images is None:
         posterior = posterior_from_run(run, num_images, seed, data_dir)

@@ -42,8 +42,8 @@ def nuts_per_image(posterior: Posterior, engine: NUTS, seed: int = 0,
     :returns: ``(joint, per_image)``: ``joint`` an :class:`EngineResult` whose draws of each
         latent site have the batch's shape ``(chain, draw, N, ...)`` (image i's chain c is
         chain c of its own run; the images are independent given theta), per-draw
-        statistics summed (``n_steps``, ``energy``, ``lp``), maxed (``tree_depth``) or
-        or-ed (``diverging``) over images; ``per_image`` the N InferenceData.
+        statistics summed over images (``n_steps``, ``energy``, ``lp``), their maximum
+        (``tree_depth``), mean (``step_size``, ``acceptance_rate``) or any (``diverging``); ``per_image`` the N InferenceData.
     :raises ValueError: from :meth:`ppl_genmodels.infer.NUTS.validate`.
     """
     results = engine.run_many(_split(posterior), seed=seed, progress=progress)

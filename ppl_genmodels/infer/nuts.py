@@ -204,7 +204,7 @@ class NUTS:
     def _sample(self, model, datas, gen, progress):
         B, K = len(datas), self.num_chains
         setup = time.perf_counter()
-        potential, info = make_potential(model, datas, K, mode=self.potential, compile=self.compile)
+        potential, _ = make_potential(model, datas, K, mode=self.potential, compile=self.compile)
         D, dtype = potential.dim, potential.dtype
         device = next(iter(datas[0].values())).device if datas[0] else torch.device("cpu")
         q, u, g = self._initial_points(potential, B, K, D, dtype, gen, device)
