@@ -3,7 +3,7 @@ distances.
 
 Modules: :mod:`.summary` (attrs, labelled draws, ``az.summary``), :mod:`.importance`
 (evidence bounds, PSIS), :mod:`.distances` (to a reference), :mod:`.mcmc` (MCMC warnings),
-:mod:`.verdicts` (one verdict per result).
+:mod:`.nested` (nested R-hat for superchains), :mod:`.verdicts` (one verdict per result).
 
 Sources: ``arviz.summary`` (rank-normalized R-hat, bulk/tail ESS and MCSE; Vehtari et
 al. 2021), ``arviz.bfmi`` (E-BFMI; Betancourt 2016), Stan's sampler warnings (thresholds
@@ -19,6 +19,7 @@ from .distances import reference_check, reference_distances
 from .importance import importance_diagnostics, importance_summary, psis_moments
 from .mcmc import (MIN_E_BFMI, MIN_ESS_PER_CHAIN, R_HAT_MAX, e_bfmi, mcmc_diagnostics,
                    mcmc_warnings, tree_depth_saturation)
+from .nested import nested_r_hat, nested_r_hat_table, superchain_ids
 from .summary import flat_draws, parameter_summary, run_attrs
 from .verdicts import (DIVERGENT_FRACTION_FAIL, K_HAT_GOOD, K_HAT_MAX, R_HAT_FAIL,
                       engine_diagnostics, engine_warnings, verdict, vi_warnings)
@@ -35,6 +36,9 @@ __all__ = [
     "tree_depth_saturation",
     "mcmc_diagnostics",
     "mcmc_warnings",
+    "nested_r_hat",
+    "nested_r_hat_table",
+    "superchain_ids",
     "vi_warnings",
     "engine_warnings",
     "engine_diagnostics",

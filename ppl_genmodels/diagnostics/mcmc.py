@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 
 from .. import _arviz
+from .nested import nested_r_hat_table
 from .summary import parameter_summary, run_attrs
 
-__all__ = ["R_HAT_MAX", "MIN_ESS_PER_CHAIN", "MIN_ESS", "MIN_E_BFMI", "e_bfmi", "tree_depth_saturation",
+__all__ = ["nested_r_hat_table", "R_HAT_MAX", "MIN_ESS_PER_CHAIN", "MIN_ESS", "MIN_E_BFMI", "e_bfmi", "tree_depth_saturation",
            "mcmc_diagnostics", "mcmc_warnings"]
 
 # Stan's / Vehtari et al. 2021's warning thresholds.
@@ -105,6 +106,15 @@ def _worst(series: pd.Series, bad: pd.Series, fmt: str, ascending: bool) -> str:
     return ", ".join(named) + (f" and {more} more" if more > 0 else "")
 
 
+def _r_hat(idata, summary: pd.DataFrame) -> tuple[pd.Series, str]:
+    """The R-hat that judges mixing: nested R-hat when the run has superchains (many short
+    chains; Margossian et al. 2024), else rank-normalized R-hat (Vehtari et al. 2021)."""
+    nested = nested_r_hat_table(idata)
+    if nested is not None:
+        return nested.astype(float), "nested R-hat"
+    return summary["r_hat"].astype(float), "R-hat"
+
+
 def _mcmc_findings(idata, summary: pd.DataFrame | None = None) -> list[_Finding]:
     sample_stats = _sample_stats(idata)
     summary = parameter_summary(idata) if summary is None else summary
@@ -114,12 +124,12 @@ def _mcmc_findings(idata, summary: pd.DataFrame | None = None) -> list[_Finding]
         found.append(_Finding("chains", "one chain: R-hat undefined",
                               "Only 1 chain: R-hat cannot detect chains that disagree; run at "
                               "least 2 (better 4) chains from dispersed starting points."))
-    r_hat = summary["r_hat"].astype(float)
+    r_hat, label = _r_hat(idata, summary)
     bad = r_hat > R_HAT_MAX
     if bad.any():
         found.append(_Finding(
-            "r_hat", f"R-hat {r_hat.max():.3f} > {R_HAT_MAX} ({r_hat.idxmax()})",
-            f"R-hat > {R_HAT_MAX} for {int(bad.sum())} parameter(s): "
+            "r_hat", f"{label} {r_hat.max():.3f} > {R_HAT_MAX} ({r_hat.idxmax()})",
+            f"{label} > {R_HAT_MAX} for {int(bad.sum())} parameter(s): "
             f"{_worst(r_hat, bad, '.3f', False)}. The chains have not mixed; their estimates "
             "disagree. Run longer or reparameterise."))
     limit = min(MIN_ESS_PER_CHAIN * chains, MIN_ESS)
@@ -172,6 +182,8 @@ def mcmc_diagnostics(idata, summary: pd.DataFrame | None = None) -> dict[str, fl
     :param idata: a result with ``sample_stats.diverging`` (dims ``(chain, draw)``).
     :param summary: :func:`parameter_summary` of ``idata`` if already computed.
     :returns: ``max_r_hat`` (rank-normalized split R-hat; Vehtari et al. 2021),
+        ``max_r_hat_nested`` (:func:`~.nested.nested_r_hat` for runs with superchains, else
+        NaN),
         ``min_ess_bulk`` and ``min_ess_tail`` (draws) over parameters, ``min_e_bfmi`` over
         chains (:func:`e_bfmi`), ``divergences`` (count) and ``tree_depth_saturation``
         (fraction of all transitions at the maximum depth; :func:`tree_depth_saturation`).
@@ -183,8 +195,10 @@ def mcmc_diagnostics(idata, summary: pd.DataFrame | None = None) -> dict[str, fl
     summary = parameter_summary(idata) if summary is None else summary
     has_energy = "energy" in sample_stats and sample_stats["energy"].sizes.get("draw", 0) >= 2
     max_depth = _max_tree_depth(idata)
+    nested = nested_r_hat_table(idata)
     return {
         "max_r_hat": float(summary["r_hat"].max()),
+        "max_r_hat_nested": float(nested.max()) if nested is not None else np.nan,
         "min_ess_bulk": float(summary["ess_bulk"].min()),
         "min_ess_tail": float(summary["ess_tail"].min()),
         "min_e_bfmi": float(e_bfmi(idata).min()) if has_energy else np.nan,
@@ -197,7 +211,8 @@ def mcmc_diagnostics(idata, summary: pd.DataFrame | None = None) -> dict[str, fl
 def mcmc_warnings(idata, summary: pd.DataFrame | None = None) -> list[str]:
     """Stan-style warnings for an MCMC result, one human-readable string per problem.
 
-    Fires for: R-hat > 1.01 (rank-normalized; Vehtari et al. 2021), bulk or tail ESS < 100
+    Fires for: R-hat > 1.01 (rank-normalized; Vehtari et al. 2021; nested R-hat, Margossian
+    et al. 2024, instead for runs whose chains form superchains), bulk or tail ESS < 100
     per chain, any divergent transition, E-BFMI < 0.3 in a chain (Betancourt 2016), any
     transition at the maximum tree depth (read from the run's ``config``), and a single
     chain (R-hat undefined). Messages name the worst parameters (up to 4) or the chains.

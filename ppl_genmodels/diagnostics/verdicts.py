@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .importance import importance_diagnostics
-from .mcmc import (_Finding, _is_mcmc, _mcmc_findings, _sample_stats, mcmc_diagnostics,
+from .mcmc import (_Finding, _is_mcmc, _mcmc_findings, _r_hat, _sample_stats, mcmc_diagnostics,
                    mcmc_warnings)
 from .summary import parameter_summary, run_attrs
 
@@ -76,8 +76,8 @@ def engine_diagnostics(idata, summary: pd.DataFrame | None = None) -> dict[str, 
         "wall_time_s": float(attrs.get("wall_time_s", np.nan)),
         "grad_evals": float(attrs.get("grad_evals", np.nan)),
     }
-    mcmc_keys = ("divergences", "max_r_hat", "min_ess_bulk", "min_ess_tail", "min_e_bfmi",
-                 "tree_depth_saturation")
+    mcmc_keys = ("divergences", "max_r_hat", "max_r_hat_nested", "min_ess_bulk",
+                 "min_ess_tail", "min_e_bfmi", "tree_depth_saturation")
     out.update({k: np.nan for k in mcmc_keys})
     if _is_mcmc(idata):
         out.update(mcmc_diagnostics(idata, summary))
@@ -108,11 +108,12 @@ def verdict(idata, summary: pd.DataFrame | None = None) -> tuple[str, str]:
     if _is_mcmc(idata):
         summary = parameter_summary(idata) if summary is None else summary
         findings = _mcmc_findings(idata, summary)
-        r_hat, ess = float(summary["r_hat"].max()), float(summary["ess_bulk"].min())
+        r_hats, r_hat_label = _r_hat(idata, summary)
+        r_hat, ess = float(r_hats.max()), float(summary["ess_bulk"].min())
         frac = float(np.asarray(sample_stats["diverging"].values).mean())
         fatal = {}  # check -> short reason
         if r_hat > R_HAT_FAIL:
-            fatal["r_hat"] = f"max R-hat {r_hat:.3f} > {R_HAT_FAIL}"
+            fatal["r_hat"] = f"max {r_hat_label} {r_hat:.3f} > {R_HAT_FAIL}"
         if frac > DIVERGENT_FRACTION_FAIL:
             fatal["divergences"] = f"{frac:.1%} divergent transitions > {DIVERGENT_FRACTION_FAIL:.0%}"
         if fatal:
@@ -120,7 +121,7 @@ def verdict(idata, summary: pd.DataFrame | None = None) -> tuple[str, str]:
             return "do not trust", "; ".join([*fatal.values(), *rest])
         if findings:
             return "caution", "; ".join(f.short for f in findings)
-        return "trust", (f"max R-hat {r_hat:.3f}, min bulk ESS {ess:.0f}, "
+        return "trust", (f"max {r_hat_label} {r_hat:.3f}, min bulk ESS {ess:.0f}, "
                          f"min tail ESS {float(summary['ess_tail'].min()):.0f}, no divergences, "
                          "no warnings")
     if "log_weight" in sample_stats:

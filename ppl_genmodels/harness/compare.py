@@ -71,7 +71,7 @@ class Comparison:
         """One row per engine: ``verdict`` (*trust* / *caution* / *do not trust*) and the
         diagnostics it rests on (``because``; :func:`ppl_genmodels.diagnostics.verdict`),
         ``wall_time_s`` (s), ``grad_evals``; MCMC: ``divergences``, ``max_r_hat``,
-        ``min_ess_bulk``, ``min_ess_tail``, ``min_e_bfmi``, ``tree_depth_saturation``
+        ``max_r_hat_nested`` (only when some run has superchains), ``min_ess_bulk``, ``min_ess_tail``, ``min_e_bfmi``, ``tree_depth_saturation``
         (fraction); VI: ``elbo``, ``elbo_se``, ``log_evidence``, ``log_evidence_se`` (nats)
         and PSIS ``k_hat``; the mean over parameters of ``std_mean_error`` and ``sd_ratio``
         against the baseline, ``mean_psis_std_mean_error`` (VI, PSIS-corrected means) and,
@@ -84,6 +84,8 @@ class Comparison:
             rows[name] = {"verdict": label, "because": reason,
                           **diagnostics.engine_diagnostics(idata, summary)}
         table = pd.DataFrame.from_dict(rows, orient="index")
+        if table["max_r_hat_nested"].isna().all():  # no run had superchains
+            table = table.drop(columns="max_r_hat_nested")
         params = self.table
         grouped = params.groupby(level="engine", sort=False)
         if "std_mean_error" in params:

@@ -81,6 +81,11 @@ class NUTS:
     :param potential: ``"auto"``, ``"plate"``, ``"vmap"`` or ``"loop"``
         (:func:`ppl_genmodels.infer._potential.make_potential`).
     :param init_radius: initial points uniform in (-r, r) in unconstrained space (Stan's 2).
+    :param num_superchains: ``None`` (default: every chain starts from its own point) or K
+        >= 2 dividing ``num_chains`` into K superchains of M >= 2 chains; the chains of a
+        superchain start from one point, and the run is judged by nested R-hat
+        (Margossian et al. 2024; :func:`ppl_genmodels.diagnostics.nested_r_hat`), the
+        diagnostic for many short chains. Chains ``k*M .. k*M + M - 1`` form superchain k.
     :param compile: how the batched potential runs: ``"fx"`` (recorded ATen graph, the
         default), ``"inductor"`` (``torch.compile``: fastest per step, tens of seconds to
         compile once) or ``"none"``.
@@ -116,6 +121,7 @@ class NUTS:
     init_radius: float = 2.0
     compile: str = "fx"
     schedule: str = "lockstep"
+    num_superchains: int | None = None
 
     name = "nuts"
 
@@ -138,6 +144,12 @@ class NUTS:
             raise ValueError(f"NUTS: compile must be one of {COMPILE}, got {self.compile!r}")
         if not self.init_radius > 0:
             raise ValueError(f"NUTS: init_radius must be > 0, got {self.init_radius}")
+        S = self.num_superchains
+        if S is not None and (not isinstance(S, (int, np.integer)) or isinstance(S, bool)
+                              or S < 2 or self.num_chains % S or self.num_chains // S < 2):
+            raise ValueError(
+                f"NUTS: num_superchains must be None or an integer >= 2 that divides "
+                f"num_chains={self.num_chains} into superchains of at least 2 chains, got {S!r}")
         check_nuts_sites(posterior)
 
     def run(self, posterior: Posterior, seed: int = 0, *, progress: bool = True) -> EngineResult:
@@ -185,15 +197,19 @@ class NUTS:
 
     # --- sampling ---------------------------------------------------------------------
     def _initial_points(self, potential, B, K, D, dtype, gen, device):
-        q = ((torch.rand(B, K, D, generator=gen, dtype=dtype) * 2 - 1) * self.init_radius).to(device)
+        starts = self.num_superchains or K  # chains of a superchain share their start
+
+        def uniform():
+            points = (torch.rand(B, starts, D, generator=gen, dtype=dtype) * 2 - 1) * self.init_radius
+            return points.repeat_interleave(K // starts, dim=1).to(device)
+
+        q = uniform()
         u, g = potential(q)
         for _ in range(100):
             bad = ~torch.isfinite(u)
             if not bool(bad.any()):
                 return q, u, g
-            fresh = ((torch.rand(B, K, D, generator=gen, dtype=dtype) * 2 - 1)
-                     * self.init_radius).to(device)
-            q = torch.where(bad.unsqueeze(-1), fresh, q)
+            q = torch.where(bad.unsqueeze(-1), uniform(), q)
             u, g = potential(q)
         raise ValueError(
             "NUTS found no initial point with a finite log density in 100 tries "
@@ -318,6 +334,7 @@ class NUTS:
                 potential_compiled=state["leaf_mode"],
                 warmup_divergences=int(state["warm_divergences"][b].sum()),
                 num_posteriors=B,
+                num_superchains=self.num_superchains or 0,
                 warmup_resets=int(state.get("warmup_resets", 0)),
                 potential_setup_s=state["setup_s"],
             )

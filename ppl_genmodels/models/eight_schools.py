@@ -101,5 +101,5 @@ def engine_config(quick: bool = False) -> dict:
         return {"svi": {"num_steps": 300}, "rws": {"num_steps": 300},
                 "nuts": {"num_samples": 300, "warmup_steps": 300}}
     return {"svi": {"num_steps": 3000}, "rws": {"num_steps": 3000},
-            "nuts": {"num_samples": 250, "warmup_steps": 300, "num_chains": 16,
+            "nuts": {"num_samples": 250, "warmup_steps": 300, "num_chains": 16, "num_superchains": 4,
                      "target_accept_prob": 0.9}}
