@@ -144,7 +144,7 @@ def find_step_size(potential, z, u, grad, inv_mass, log_step, generator,
     done = torch.zeros_like(log_step, dtype=torch.bool)
     finite = torch.isfinite(u)
     for _ in range(max_iter):
-        r = torch.randn(z.shape, generator=generator, dtype=z.dtype).to(z.device) * inv_mass.rsqrt()
+        r = torch.randn(z.shape, generator=generator, device="cpu", dtype=z.dtype).to(z.device) * inv_mass.rsqrt()
         h0 = u + kinetic_energy(r, inv_mass)
         step = log_step.exp().view(-1, 1, 1).to(device=z.device, dtype=z.dtype)
         _, r1, _, u1 = leapfrog(potential, z, r, grad, step, inv_mass)

@@ -74,7 +74,7 @@ def run_transitions(
     hist_pre = torch.zeros_like(hist_r)
 
     def rand(*extra):
-        return torch.rand(shape + extra, generator=generator, dtype=dtype).to(device)
+        return torch.rand(shape + extra, generator=generator, device="cpu", dtype=dtype).to(device)
 
     # Per-chain program state.
     done_count = long0.clone()  # transitions completed in this call
@@ -85,7 +85,7 @@ def run_transitions(
         """Chains in ``mask`` start a transition from (zq, uq, gq): fresh momentum, first
         doubling of depth 0 in a random direction."""
         m3 = mask.unsqueeze(-1)
-        r0 = torch.randn(z.shape, generator=generator, dtype=dtype).to(device) * inv_mass.rsqrt()
+        r0 = torch.randn(z.shape, generator=generator, device="cpu", dtype=dtype).to(device) * inv_mass.rsqrt()
         h0 = uq + kinetic_energy(r0, inv_mass)
         eps = step_size().to(device=device, dtype=dtype).expand(shape)
         new = {

@@ -145,18 +145,18 @@ def compile_leaf(potential, max_delta_energy: float, z, u, grad, inv_mass, mode:
     shape = z.shape[:2]
     gen = torch.Generator().manual_seed(0)
     dev = z.device
-    r = torch.randn(z.shape, generator=gen, dtype=z.dtype).to(dev) * inv_mass.rsqrt()
+    r = torch.randn(z.shape, generator=gen, device="cpu", dtype=z.dtype).to(dev) * inv_mass.rsqrt()
     energy0 = u + kinetic_energy(r, inv_mass)
-    building = (torch.rand(shape, generator=gen) < 0.8).to(dev)
+    building = (torch.rand(shape, generator=gen, device="cpu") < 0.8).to(dev)
 
     def noisy(t):  # a distinct tensor with other values: make_fx treats one object passed
-        return t + 0.1 * torch.randn(t.shape, generator=gen, dtype=t.dtype).to(dev)  # twice as one input
+        return t + 0.1 * torch.randn(t.shape, generator=gen, device="cpu", dtype=t.dtype).to(dev)  # twice as one input
 
     # Every argument a distinct tensor with distinct values (sub_h != energy0, ...).
     args = (z.clone(), r, grad.clone(), torch.full_like(z[..., :1], 1e-3), inv_mass.clone(),
-            energy0, building, torch.rand(shape, generator=gen, dtype=z.dtype).to(dev),
+            energy0, building, torch.rand(shape, generator=gen, device="cpu", dtype=z.dtype).to(dev),
             noisy(z), noisy(grad), noisy(u), noisy(energy0), noisy(torch.zeros_like(u)),
-            torch.rand(shape, generator=gen, dtype=z.dtype).to(dev),
+            torch.rand(shape, generator=gen, device="cpu", dtype=z.dtype).to(dev),
             torch.zeros_like(u, dtype=torch.long), torch.zeros_like(u, dtype=torch.long),
             torch.zeros_like(u, dtype=torch.bool), noisy(torch.zeros_like(z)))
     try:
@@ -219,7 +219,7 @@ def nuts_transition(
     if leaf_fn is None:
         leaf_fn = partial(leaf_update, potential, max_delta_energy)
     eps = step_size.expand(shape).unsqueeze(-1)
-    momentum = torch.randn(z.shape, generator=generator, dtype=dtype).to(device) * inv_mass.rsqrt()
+    momentum = torch.randn(z.shape, generator=generator, device="cpu", dtype=dtype).to(device) * inv_mass.rsqrt()
     energy0 = potential_energy + kinetic_energy(momentum, inv_mass)
 
     # The whole trajectory so far (trajectory order: left = backwards end).
@@ -239,7 +239,7 @@ def nuts_transition(
     for d in range(max_tree_depth):
         if not bool(active.any()):
             break
-        go_right = (torch.rand(shape, generator=generator) < 0.5).to(device)
+        go_right = (torch.rand(shape, generator=generator, device="cpu") < 0.5).to(device)
         gr = go_right.unsqueeze(-1)
         zc = torch.where(gr, z_right, z_left)
         rc = torch.where(gr, r_right, r_left)
@@ -257,7 +257,7 @@ def nuts_transition(
             if not bool(building.any()):
                 break
             m = building
-            uniform = torch.rand(shape, generator=generator, dtype=dtype).to(device)
+            uniform = torch.rand(shape, generator=generator, device="cpu", dtype=dtype).to(device)
             (zc, rc, gc, sub_z, sub_g, sub_u, sub_h, sub_weight, sum_accept, n_steps, idle,
              diverging, prefix_n, r1, stop) = leaf_fn(
                 zc, rc, gc, signed_eps, inv_mass, energy0, m, uniform, sub_z, sub_g, sub_u,
@@ -283,7 +283,7 @@ def nuts_transition(
         # Merge the completed sub-tree into the trajectory.
         valid = active & ~invalid
         v3 = valid.unsqueeze(-1)
-        accept_new = torch.rand(shape, generator=generator, dtype=dtype).to(device) < torch.exp(
+        accept_new = torch.rand(shape, generator=generator, device="cpu", dtype=dtype).to(device) < torch.exp(
             sub_weight - log_weight)
         take = valid & accept_new
         take3 = take.unsqueeze(-1)

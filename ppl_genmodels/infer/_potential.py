@@ -223,7 +223,7 @@ def make_potential(
     if init_q is None:
         probe_gen = torch.Generator().manual_seed(0)  # leaves the global RNG alone
         device = next((v.device for v in stacked.values()), torch.device("cpu"))
-        init_q = (torch.rand(B, K, D, dtype=dtype, generator=probe_gen) * 4 - 2).to(device)
+        init_q = (torch.rand(B, K, D, dtype=dtype, generator=probe_gen, device="cpu") * 4 - 2).to(device)
 
     def select(data, b):
         return {k: (v[b] if in_dims[k] == 0 else v) for k, v in data.items()}

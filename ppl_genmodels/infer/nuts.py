@@ -200,7 +200,7 @@ class NUTS:
         starts = self.num_superchains or K  # chains of a superchain share their start
 
         def uniform():
-            points = (torch.rand(B, starts, D, generator=gen, dtype=dtype) * 2 - 1) * self.init_radius
+            points = (torch.rand(B, starts, D, generator=gen, device="cpu", dtype=dtype) * 2 - 1) * self.init_radius
             return points.repeat_interleave(K // starts, dim=1).to(device)
 
         q = uniform()

@@ -49,7 +49,7 @@ def model(y):
     k = len(WEIGHTS)
     locs = pyro.sample("locs", OrderedNormal(PRIOR_LOC, PRIOR_SCALE, k))
     with pyro.plate("data", y.shape[-1]):
-        assignment = pyro.sample("assignment", dist.Categorical(torch.tensor(WEIGHTS)),
+        assignment = pyro.sample("assignment", dist.Categorical(y.new_tensor(WEIGHTS)),
                                  infer={"enumerate": "parallel"})
         # Vindex: locs may carry particle batch dims and assignment enumeration dims.
         pyro.sample("y", dist.Normal(Vindex(locs)[..., assignment], SCALE), obs=y)
@@ -57,7 +57,7 @@ def model(y):
 
 def _initial_locs(y: torch.Tensor) -> torch.Tensor:
     """Quantiles of y at the components' cumulative-weight midpoints, (..., K), sorted."""
-    weights = torch.tensor(WEIGHTS)
+    weights = y.new_tensor(WEIGHTS)
     levels = (weights.cumsum(0) - weights / 2).to(y.dtype)
     return torch.quantile(y, levels, dim=-1).movedim(0, -1)
 

@@ -38,7 +38,7 @@ NOISE_SCALE = 0.7
 def model(x, y):
     """x: (N, D) standardized covariates; y: (N,) standardized target."""
     d = x.shape[-1]
-    w = pyro.sample("w", dist.Normal(torch.zeros(d), PRIOR_SCALE).to_event(1))
+    w = pyro.sample("w", dist.Normal(x.new_zeros(d), PRIOR_SCALE).to_event(1))
     with pyro.plate("data", x.shape[-2]):
         mean = (w * x).sum(-1)  # (N,), or (P, N) with w (P, 1, D)
         pyro.sample("y", dist.Normal(mean, NOISE_SCALE), obs=y)

@@ -39,7 +39,7 @@ def model(x, y):
     """x: (N, D) standardized features; y: (N,) labels in {0, 1}."""
     d = x.shape[-1]
     b = pyro.sample("b", dist.Normal(0.0, PRIOR_SCALE))
-    w = pyro.sample("w", dist.Normal(torch.zeros(d), PRIOR_SCALE).to_event(1))
+    w = pyro.sample("w", dist.Normal(x.new_zeros(d), PRIOR_SCALE).to_event(1))
     with pyro.plate("data", x.shape[-2]):
         logits = b + (w * x).sum(-1)  # (N,), or (P, N) with b (P, 1), w (P, 1, D)
         pyro.sample("y", dist.Bernoulli(logits=logits), obs=y)
