@@ -239,6 +239,39 @@ class Posterior:
             )
             return trace.log_prob_sum()
 
+    def to(self, device: str | torch.device) -> "Posterior":
+        """This posterior with its data, theta and guide on ``device``.
+
+        Data tensors and theta tensors given in a mapping are copied to ``device``; a
+        ``torch.nn.Module`` theta or guide is moved in place (``Module.to``, PyTorch's
+        semantics). Constants a model creates without a device (``torch.zeros(d)``) follow
+        torch's default device: run engines inside ``with torch.device(device):`` (the CLI's
+        ``--device`` does).
+
+        :returns: a new :class:`Posterior` (same model, name and guide object).
+        :raises ValueError: ``device`` is not a device torch knows, or is ``cuda`` without an
+            available CUDA device.
+        """
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(f"device {device!r} is not a torch device: {err}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {str(device)!r}: no CUDA device is available "
+                             "(torch.cuda.is_available() is False)")
+        params = self.params
+        if isinstance(params, torch.nn.Module):
+            params.to(device)
+        elif isinstance(params, Mapping):
+            params = {k: v.to(device) for k, v in params.items()}
+        guide = self.guide
+        owner = getattr(guide, "__self__", None)
+        for module in (guide, owner):
+            if isinstance(module, torch.nn.Module):
+                module.to(device)
+        data = {k: v.to(device) for k, v in self.data.items()}
+        return Posterior(self.model, guide, data, params=params, name=self.name)
+
 
 def _trace(fn: Callable, data: Mapping[str, torch.Tensor], who: str):
     try:

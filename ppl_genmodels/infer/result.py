@@ -10,6 +10,10 @@ Groups:
   log p(x, z | theta) - log q(z | x) in nats, plus the optimisation trace with dim
   ``step`` (``loss`` for SVI; ``loss_wake_theta`` and ``loss_phi`` for RWS).
 - ``observed_data``: observed sites; ``constant_data``: other entries of ``data``.
+- ``log_likelihood``: log p(y_i | z, theta) per observed site, dims ``(chain, draw,
+  *batch)`` (nats; :mod:`._log_likelihood`), so ``az.loo`` / ``az.compare`` apply. Absent
+  for models with enumerated sites. For VI engines the draws come from q, not the
+  posterior: importance-weight them before reading LOO off them.
 - ``attrs`` (on every group): ``engine``, ``config`` (JSON), ``seed``, ``wall_time_s``,
   ``grad_evals``, ``posterior_name`` and library versions.
 """
@@ -24,6 +28,7 @@ import xarray as xr
 
 from .. import _arviz
 from ..posterior import Posterior
+from ._log_likelihood import pointwise_log_likelihood
 
 __all__ = ["make_inference_data", "engine_attrs"]
 
@@ -60,9 +65,12 @@ def make_inference_data(
     constant = {
         k: v.cpu().numpy() for k, v in posterior.data.items() if k not in observed
     }
+    with posterior.session() as (model, _):
+        log_likelihood = pointwise_log_likelihood(model, posterior.data, sites, draws)
     idata = _arviz.from_dict(
         posterior=dict(draws),
         sample_stats=dict(sample_stats),
+        log_likelihood=log_likelihood,
         observed_data=observed or None,
         constant_data=constant or None,
         attrs=dict(attrs),
