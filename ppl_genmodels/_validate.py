@@ -159,7 +159,10 @@ class _SupportCheck(Messenger):
                 value = value[~inside][0]  # the first offending event
             example = (f"{float(value):.4g}" if value.numel() == 1
                        else str([round(float(v), 4) for v in value.reshape(-1)[:6]]))
-            base = getattr(fn, "base_dist", fn)
+            base = fn  # unwrap .to_event / .expand / .mask, not HalfNormal's own base
+            while type(base).__name__ in ("Independent", "ExpandedDistribution",
+                                          "MaskedDistribution"):
+                base = base.base_dist
             raise GuideSupportError(
                 f"site {msg['name']!r}: the guide drew {example}, outside the model's "
                 f"support {support} ({type(base).__name__}); the guide's distribution at this "
