@@ -8,34 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+from ._argtypes import _COUNT, _FRACTION, _POSITIVE, _POSITIVE_FLOAT, _SEED, _UNIT
 from .models.registry import (DEFAULT_MODELS, ENGINE_NAMES, IMAGE_MODELS, MODELS, SBC_ENGINE_NAMES,
                               list_models)
-
-
-def _number(kind, minimum=None, above=None, below=None, maximum=None, what=""):
-    """An argparse ``type``: ``kind`` (int or float) checked against a range, so that a bad
-    value ends the command with status 2 and ``argument --x: ...`` before any work."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
-        ok = (value == value and abs(value) != float("inf")
-              and (minimum is None or value >= minimum) and (above is None or value > above)
-              and (below is None or value < below) and (maximum is None or value <= maximum))
-        if not ok:
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
-        return value
-    parse.__name__ = what  # argparse names the type in some messages
-    return parse
-
-
-_POSITIVE = _number(int, minimum=1, what="an integer >= 1")
-_COUNT = _number(int, minimum=0, what="an integer >= 0")
-_SEED = _number(int, minimum=0, what="an integer >= 0 (a seed)")
-_POSITIVE_FLOAT = _number(float, above=0, what="a number > 0")
-_FRACTION = _number(float, above=0, below=1, what="a number in (0, 1)")
-_UNIT = _number(float, minimum=0, maximum=1, what="a number in [0, 1]")
 
 
 def _parser() -> argparse.ArgumentParser:

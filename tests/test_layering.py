@@ -29,7 +29,7 @@ LAYERS = [
     ("learning", ["ppl_genmodels.learning"]),
     ("harness", ["ppl_genmodels.harness"]),
     ("sbc", ["ppl_genmodels.sbc"]),
-    ("cli", ["ppl_genmodels.cli"]),
+    ("cli", ["ppl_genmodels.cli", "ppl_genmodels._argtypes"]),
 ]
 SIBLINGS = {frozenset({"harness", "sbc"})}  # same floor: neither may import the other
 RANK = {"core": 0, "data": 1, "models": 2, "infer": 3, "diagnostics": 4, "learning": 5,

@@ -67,6 +67,9 @@ class VariationalEngine:
     with ``vectorize_particles=False`` would. ``attrs['vectorized_particles']`` says which.
     """
 
+    name = "vi"
+    loss_names: tuple[str, ...] = ("loss",)
+    supports_enumeration = False
     min_particles = 1
 
     def _check_settings(self) -> None:
@@ -75,10 +78,6 @@ class VariationalEngine:
         check_int("num_draws", self.num_draws, 1, self.name)
         check_int("num_particles", self.num_particles, self.min_particles, self.name)
         check_positive("lr", self.lr, self.name)
-
-    name = "vi"
-    loss_names: tuple[str, ...] = ("loss",)
-    supports_enumeration = False
 
     def validate(self, posterior: Posterior) -> None:
         """:raises ValueError: bad settings (:meth:`_check_settings`), the posterior has no
