@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from ._argtypes import _COUNT, _FRACTION, _POSITIVE, _POSITIVE_FLOAT, _SEED, _UNIT
 from .models.registry import (DEFAULT_MODELS, ENGINE_NAMES, IMAGE_MODELS, MODELS, SBC_ENGINE_NAMES,
                               list_models)
 
@@ -26,21 +27,21 @@ def _parser() -> argparse.ArgumentParser:
                       help="comma-separated engines (default: those each model supports, "
                            "svi,rws,nuts for most)")
     cmp_.add_argument("--out", default="results", type=Path, help="output folder (default: results)")
-    cmp_.add_argument("--seed", default=0, type=int, help="seed for data splits, training and engines")
+    cmp_.add_argument("--seed", default=0, type=_SEED, help="seed for data splits, training and engines")
     cmp_.add_argument("--quick", action="store_true", help="small budgets (a smoke test, not a verdict)")
     group = cmp_.add_mutually_exclusive_group()
     group.add_argument("--force", action="store_true", help="overwrite an existing output folder")
     group.add_argument("--resume", action="store_true",
                        help="continue in an existing output folder, reusing finished engine runs")
-    cmp_.add_argument("--threads", default=1, type=int,
+    cmp_.add_argument("--threads", default=1, type=_POSITIVE,
                       help="torch CPU threads (default 1: faster than 2 for these small models)")
     cmp_.add_argument("--no-progress", action="store_true", help="hide progress bars")
     cmp_.add_argument("--checkpoint", type=Path, default=None, metavar="RUN_DIR",
                       help="vae/sbn: compare at the theta of this `ppl-genmodels train` run "
                            "(amortized encoder, per-image refit SVI/RWS guides, NUTS)")
-    cmp_.add_argument("--images", type=int, default=4,
+    cmp_.add_argument("--images", type=_POSITIVE, default=4,
                       help="with --checkpoint: number of test images (default 4)")
-    cmp_.add_argument("--num-samples", type=int, default=5000,
+    cmp_.add_argument("--num-samples", type=_POSITIVE, default=5000,
                       help="with --checkpoint: importance samples per image (default 5000)")
     _add_sbc_parser(sub)
     _add_image_parsers(sub)
@@ -70,8 +71,12 @@ def _compare(args) -> int:
     if args.engines is not None:
         engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     bad = [e for e in engines or () if e not in ENGINE_NAMES]
-    if unknown or bad or engines == []:
-        what = f"unknown model(s) {unknown}" if unknown else f"unknown engine(s) {bad or engines}"
+    if engines == []:
+        print(f"error: --engines {args.engines!r} names no engine; engines: {list(ENGINE_NAMES)}",
+              file=sys.stderr)
+        return 2
+    if unknown or bad:
+        what = f"unknown model(s) {unknown}" if unknown else f"unknown engine(s) {bad}"
         print(f"error: {what}; models: {list_models()}, engines: {list(ENGINE_NAMES)}", file=sys.stderr)
         return 2
     out: Path = args.out
@@ -134,19 +139,19 @@ def _add_sbc_parser(sub) -> None:
     sbc_.add_argument("--engine", default="nuts",
                       help="nuts, svi, rws (refit per simulation) or amortized (guide trained "
                            "once by RWS sleep, then only evaluated); default nuts")
-    sbc_.add_argument("--simulations", default=200, type=int, help="N simulated data sets (>= 10)")
-    sbc_.add_argument("--draws", default=99, type=int, help="L posterior draws per rank (default 99)")
+    sbc_.add_argument("--simulations", default=200, type=_POSITIVE, help="N simulated data sets (>= 10)")
+    sbc_.add_argument("--draws", default=99, type=_POSITIVE, help="L posterior draws per rank (default 99)")
     sbc_.add_argument("--out", default=None, type=Path,
                       help="output folder (default: results/sbc/MODEL-ENGINE)")
-    sbc_.add_argument("--seed", default=0, type=int, help="seed of simulations and engines")
-    sbc_.add_argument("--alpha", default=0.05, type=float,
+    sbc_.add_argument("--seed", default=0, type=_SEED, help="seed of simulations and engines")
+    sbc_.add_argument("--alpha", default=0.05, type=_FRACTION,
                       help="family-wise error rate of the verdict (Bonferroni); default 0.05")
     sbc_.add_argument("--quick", action="store_true", help="the model's small engine budgets")
     group = sbc_.add_mutually_exclusive_group()
     group.add_argument("--force", action="store_true", help="discard an existing run in the folder")
     group.add_argument("--resume", action="store_true",
                        help="continue an existing run, keeping finished simulations")
-    sbc_.add_argument("--threads", default=1, type=int, help="torch CPU threads (default 1)")
+    sbc_.add_argument("--threads", default=1, type=_POSITIVE, help="torch CPU threads (default 1)")
     sbc_.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -200,34 +205,34 @@ def _add_image_parsers(sub) -> None:
     tr.add_argument("--data-dir", default=None, type=Path, help="folder with the data set's files")
     tr.add_argument("--method", default="svi", choices=METHODS,
                     help="svi, iwae, rws, wake_sleep or nvil (default svi)")
-    tr.add_argument("--epochs", default=10, type=int)
-    tr.add_argument("--batch-size", default=100, type=int)
-    tr.add_argument("--num-particles", default=None, type=int,
+    tr.add_argument("--epochs", default=10, type=_POSITIVE)
+    tr.add_argument("--batch-size", default=100, type=_POSITIVE)
+    tr.add_argument("--num-particles", default=None, type=_POSITIVE,
                     help=f"K (default per method: {DEFAULT_PARTICLES})")
-    tr.add_argument("--lr", default=1e-3, type=float, help="Adam learning rate")
-    tr.add_argument("--latent-dim", default=None, type=int, help="vae: latent size (default 50)")
+    tr.add_argument("--lr", default=1e-3, type=_POSITIVE_FLOAT, help="Adam learning rate")
+    tr.add_argument("--latent-dim", default=None, type=_POSITIVE, help="vae: latent size (default 50)")
     tr.add_argument("--arch", default=None, choices=("mlp", "conv"), help="vae: architecture")
     tr.add_argument("--layers", default=None,
                     help="sbn: comma-separated binary layer sizes, bottom up (default 200,200)")
-    tr.add_argument("--insomnia", default=1.0, type=float,
+    tr.add_argument("--insomnia", default=1.0, type=_UNIT,
                     help="rws: weight of wake-phi vs sleep-phi (default 1: wake only)")
-    tr.add_argument("--num-train", default=None, type=int, help="use the first N training images")
-    tr.add_argument("--max-time", default=None, type=float, help="wall-clock budget in seconds")
-    tr.add_argument("--seed", default=0, type=int)
+    tr.add_argument("--num-train", default=None, type=_POSITIVE, help="use the first N training images")
+    tr.add_argument("--max-time", default=None, type=_POSITIVE_FLOAT, help="wall-clock budget in seconds")
+    tr.add_argument("--seed", default=0, type=_SEED)
     tr.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, config)")
     group = tr.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the run in --out")
     group.add_argument("--force", action="store_true", help="start afresh in --out")
-    tr.add_argument("--threads", default=1, type=int, help="torch CPU threads (default 1)")
+    tr.add_argument("--threads", default=1, type=_POSITIVE, help="torch CPU threads (default 1)")
     tr.add_argument("--no-progress", action="store_true")
     ev = sub.add_parser("evaluate", help="test log-likelihood, samples and reconstructions of a run")
     ev.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    ev.add_argument("--num-samples", default=5000, type=int, help="importance samples S (default 5000)")
-    ev.add_argument("--num-test", default=1000, type=int,
+    ev.add_argument("--num-samples", default=5000, type=_POSITIVE, help="importance samples S (default 5000)")
+    ev.add_argument("--num-test", default=1000, type=_COUNT,
                     help="seeded random test images (default 1000; 0 = all)")
     ev.add_argument("--data-dir", default=None, type=Path, help="override the run's data folder")
-    ev.add_argument("--seed", default=0, type=int)
-    ev.add_argument("--threads", default=1, type=int)
+    ev.add_argument("--seed", default=0, type=_SEED)
+    ev.add_argument("--threads", default=1, type=_POSITIVE)
     ev.add_argument("--no-progress", action="store_true")
 
 

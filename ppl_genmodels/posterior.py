@@ -15,6 +15,8 @@ import pyro.poutine as poutine
 from pyro.poutine.util import site_is_subsample
 import torch
 
+from ._validate import GuideSupportError, as_tensor, check_guide_support, integer_hint
+
 __all__ = ["Posterior", "SiteInfo"]
 
 
@@ -39,27 +41,7 @@ class SiteInfo:
     """Number of batch dimensions any site uses (for vectorized particles)."""
 
 
-def _as_tensor(name: str, value: Any) -> torch.Tensor:
-    if isinstance(value, torch.Tensor):
-        tensor = value
-    else:
-        array = np.asarray(value)
-        if array.dtype.kind in "fc" or array.dtype == object:
-            tensor = torch.as_tensor(array.astype(np.float64), dtype=torch.get_default_dtype())
-        elif array.dtype.kind in "iub":
-            tensor = torch.as_tensor(array)
-        else:
-            raise ValueError(f"data[{name!r}] has dtype {array.dtype}; expected numbers")
-    if tensor.is_floating_point() or tensor.is_complex():
-        bad = ~torch.isfinite(tensor)
-        if bad.any():
-            kind = "NaN" if torch.isnan(tensor).any() else "inf"
-            if tensor.dim() == 0:
-                raise ValueError(f"data[{name!r}] is {kind}")
-            rows = torch.nonzero(bad.reshape(bad.shape[0], -1).any(-1)).flatten().tolist()
-            shown = rows[:20] + (["..."] if len(rows) > 20 else [])
-            raise ValueError(f"data[{name!r}] has {kind} at rows {shown}".replace("'...'", "..."))
-    return tensor
+_as_tensor = as_tensor  # the data rule lives in _validate
 
 
 def _module_tensors(params: Any) -> dict[str, torch.Tensor]:
@@ -102,7 +84,9 @@ class Posterior:
         start from the same guide parameters and never share them. May be ``None`` when
         only MCMC is run.
     :param data: keyword arguments of ``model``/``guide``: tensors, arrays or numbers.
-        Floating arrays become tensors of torch's default dtype.
+        Floating arrays and numbers become tensors of torch's default dtype; integer and
+        boolean values keep an integer dtype (indices, counts, sizes); tensors are kept as
+        they are (:func:`ppl_genmodels._validate.as_tensor`).
     :param params: frozen generative parameters theta: a ``torch.nn.Module`` (or a mapping
         of name -> Module/Tensor) that ``model`` uses, e.g. a decoder. Tensors given in a
         mapping are placed in each engine's private Pyro param store under their names, so
@@ -110,8 +94,9 @@ class Posterior:
         updates theta: Pyro ``param`` sites of the model are hidden from optimizers
         (``poutine.block``) and theta's ``requires_grad`` is off while an engine runs.
     :param name: label used in reports.
-    :raises ValueError: ``data`` holds NaN/inf (naming the entry and rows) or a
-        non-numeric value; ``params`` has the wrong type.
+    :raises ValueError: ``data`` holds NaN/inf (naming the entry and rows), an empty,
+        complex, string or object-array value (naming the entry); ``params`` has the wrong
+        type; ``name`` is not a string.
     """
 
     def __init__(
@@ -128,6 +113,8 @@ class Posterior:
             raise ValueError(f"guide must be callable or None, got {type(guide).__name__}")
         if not isinstance(data, Mapping):
             raise ValueError(f"data must be a mapping of keyword arguments, not {type(data).__name__}")
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"name must be a string, not {type(name).__name__}")
         self.model = model
         self.guide = guide
         self.data = {key: _as_tensor(key, value) for key, value in data.items()}
@@ -215,19 +202,27 @@ class Posterior:
         :raises ValueError: naming the site when the model fails to run on ``data``, an
             observed value's shape differs from its distribution's shape, the guide samples
             a site the model lacks (or misses a latent site of the model), a guide draw has
-            a different shape from the model's site, or log p(x, z | theta) is not finite at
-            a guide draw.
+            a different shape from the model's site, the model has no latent site, one of
+            :data:`~ppl_genmodels._validate.SUPPORT_DRAWS` seeded guide draws lies outside the
+            model's support at a site (naming the site, the support and the value), or
+            log q / log p(x, z | theta) is not finite at a guide draw. The global random
+            number generator state is left as it was.
         """
         if self._sites is not None:
             return self._sites
-        with self.session() as (model, guide):
+        with torch.random.fork_rng(devices=[]), self.session() as (model, guide):
+            torch.manual_seed(0)
             model_trace = _trace(model, self.data, "model")
             info = _site_info(model_trace)
+            if not info.latent and not info.enumerated:
+                raise ValueError(
+                    f"model {self.name!r} has no latent sample sites (every pyro.sample has "
+                    "obs=): there is no posterior to infer")
             if guide is not None:
                 guide_trace = _trace(guide, self.data, "guide")
                 _match_guide(info, model_trace, guide_trace)
-                replayed = _trace(poutine.replay(model, trace=guide_trace), self.data, "model")
-                _check_finite(replayed, guide_trace)
+                check_guide_support(model, guide, self.data, set(info.latent), _trace,
+                                    _check_finite)
         self._sites = info
         return info
 
@@ -276,9 +271,12 @@ class Posterior:
 def _trace(fn: Callable, data: Mapping[str, torch.Tensor], who: str):
     try:
         return poutine.trace(fn).get_trace(**data)
+    except GuideSupportError:
+        raise
     except (RuntimeError, ValueError, TypeError, IndexError, KeyError) as exc:
         raise ValueError(
             f"{who}(**data) failed before inference started: {type(exc).__name__}: {exc}"
+            + integer_hint(data)
         ) from exc
 
 

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 # top-level package face (ppl_genmodels/__init__.py, lazy re-exports only) is outside them.
 LAYERS = [
     ("core", ["ppl_genmodels._arviz", "ppl_genmodels.io", "ppl_genmodels.reference",
-              "ppl_genmodels.posterior", "ppl_genmodels.plotting"]),
+              "ppl_genmodels.posterior", "ppl_genmodels.plotting",
+              "ppl_genmodels._validate"]),
     ("data", ["ppl_genmodels.data"]),
     ("models", ["ppl_genmodels.models"]),
     ("infer", ["ppl_genmodels.infer"]),
@@ -28,7 +29,7 @@ LAYERS = [
     ("learning", ["ppl_genmodels.learning"]),
     ("harness", ["ppl_genmodels.harness"]),
     ("sbc", ["ppl_genmodels.sbc"]),
-    ("cli", ["ppl_genmodels.cli"]),
+    ("cli", ["ppl_genmodels.cli", "ppl_genmodels._argtypes"]),
 ]
 SIBLINGS = {frozenset({"harness", "sbc"})}  # same floor: neither may import the other
 RANK = {"core": 0, "data": 1, "models": 2, "infer": 3, "diagnostics": 4, "learning": 5,

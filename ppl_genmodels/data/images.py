@@ -269,6 +269,8 @@ def _check_images_labels(source, split: str, x: np.ndarray, y: np.ndarray) -> No
             )
     if len(x) != len(y):
         raise ValueError(f"{source}: {len(x)} {split} images but {len(y)} {split} labels")
+    if len(x) == 0:
+        raise ValueError(f"{source}: x_{split} has zero rows (no images)")
 
 
 def _split_from_name(path: Path) -> str:
@@ -304,6 +306,8 @@ def _read_matlab_x(path: Path) -> np.ndarray:
 def _as_binary_images(path: Path, key: str, x: np.ndarray) -> np.ndarray:
     if x.ndim != 2 or x.shape[1] != MNIST_PIXELS:
         raise ValueError(f"{path}: {key} has shape {x.shape}, expected (n, {MNIST_PIXELS})")
+    if len(x) == 0:
+        raise ValueError(f"{path}: {key} has zero rows (no images)")
     bad = np.argwhere((x != 0) & (x != 1))
     if len(bad):
         row, col = bad[0]

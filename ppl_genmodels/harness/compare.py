@@ -13,6 +13,7 @@ import pandas as pd
 from .. import diagnostics
 from ..infer import Engine, EngineResult, UserEngine, get_engine
 from ..io import load_netcdf, save_netcdf
+from .._validate import check_seed
 from ..posterior import Posterior
 from ..reference import Reference
 
@@ -265,9 +266,17 @@ def compare(
     :param resume: reuse matching results in ``checkpoint_dir`` (``False``: run every
         engine again and replace them).
     :returns: :class:`Comparison`.
-    :raises ValueError: invalid posterior, engine spec or engine/posterior combination.
+    :raises ValueError: invalid posterior, engine spec, settings or engine/posterior
+        combination, or ``seed`` not an integer >= 0 -- all before any engine runs or any
+        file is written.
     :raises RuntimeError: an engine changed theta.
     """
+    check_seed(seed)
+    if not isinstance(posterior, Posterior):
+        raise ValueError(f"posterior must be a ppl_genmodels.Posterior, not {type(posterior).__name__}")
+    if isinstance(engines, str):
+        raise ValueError(f"engines must be a list of engines, not the string {engines!r} "
+                         f"(write [{engines!r}])")
     resolved = _resolve(engines, engine_config)
     posterior.validate()
     for engine in resolved.values():

@@ -9,6 +9,7 @@ public for the SBC driver.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ._draws import deterministic_sites, guide_draws
@@ -32,12 +33,21 @@ def get_engine(spec: Any, **config) -> Engine:
     they are; any other object is wrapped once in :class:`UserEngine`, the one place where
     a user engine is adapted to the :class:`Engine` contract.
 
-    :raises ValueError: unknown name, or an object without ``name`` and ``run``.
+    :raises ValueError: unknown name, unknown or bad settings (naming the engine), config
+        given with an engine object, or an object without ``name`` and ``run``.
     """
     if isinstance(spec, str):
         if spec not in ENGINES:
             raise ValueError(f"unknown engine {spec!r}; built-in engines are {sorted(ENGINES)}")
-        return ENGINES[spec](**config)
+        cls = ENGINES[spec]
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(config) - set(known))
+        if unknown:
+            raise ValueError(f"{spec}: unknown setting(s) {unknown}; its settings are {known}")
+        return cls(**config)
+    if config:
+        raise ValueError(f"settings {sorted(config)} apply to engines named by a string, not "
+                         f"to the object {spec!r}")
     if isinstance(spec, (UserEngine, *ENGINES.values())):
         return spec
     return UserEngine(spec)

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 
 import pyro
 
+from .._validate import check_int, check_seed
 from ..posterior import Posterior
 from ._draws import guide_draws, param_store_state
 from .base import EngineResult
@@ -32,16 +33,20 @@ class Amortized:
 
     name = "amortized"
 
+    def __post_init__(self):
+        check_int("num_draws", self.num_draws, 1, "amortized")
+
     def validate(self, posterior: Posterior) -> None:
+        """:raises ValueError: ``num_draws`` not an integer >= 1, or no guide."""
+        self.__post_init__()
         posterior.validate()
         if posterior.guide is None:
             raise ValueError("amortized needs a guide; Posterior.guide is None")
-        if self.num_draws < 1:
-            raise ValueError(f"amortized: num_draws must be >= 1, got {self.num_draws}")
 
     def run(self, posterior: Posterior, seed: int = 0, *, progress: bool = True) -> EngineResult:
         """:returns: :class:`~.base.EngineResult`: InferenceData with one chain of
             ``num_draws`` iid guide draws, the guide (a private copy) and the param-store state."""
+        seed = check_seed(seed)
         self.validate(posterior)
         sites = posterior.validate()
         pyro.set_rng_seed(seed)

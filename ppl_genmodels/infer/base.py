@@ -120,12 +120,23 @@ class UserEngine:
 
     def run(self, posterior, seed: int, *, progress: bool = True) -> EngineResult:
         """The user's ``run``; its return value becomes ``EngineResult.idata`` (an
-        :class:`EngineResult` is passed through)."""
+        :class:`EngineResult` is passed through).
+
+        :raises TypeError: naming the engine, when ``run`` returns something other than an
+            ``arviz.InferenceData`` (or an :class:`EngineResult` holding one)."""
+        from .._arviz import InferenceData
+
         if self._takes_progress:
             out = self.engine.run(posterior, seed, progress=progress)
         else:
             out = self.engine.run(posterior, seed)
-        return out if isinstance(out, EngineResult) else EngineResult(idata=out)
+        result = out if isinstance(out, EngineResult) else EngineResult(idata=out)
+        if not isinstance(result.idata, InferenceData):
+            raise TypeError(
+                f"engine {self.name!r}: run(posterior, seed) returned a "
+                f"{type(result.idata).__name__}, not an arviz.InferenceData (see "
+                "ppl_genmodels.infer.result.make_inference_data for the layout)")
+        return result
 
     def __repr__(self) -> str:
         return f"UserEngine({self.engine!r})"

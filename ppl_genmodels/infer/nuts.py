@@ -21,6 +21,7 @@ import pyro
 import torch
 from tqdm.auto import tqdm
 
+from .._validate import check_fraction, check_int, check_positive, check_seed
 from ..posterior import Posterior
 from ._adaptation import (DualAveraging, PooledVariance, adaptation_schedule, find_step_size,
                           reset_stuck_chains)
@@ -125,31 +126,35 @@ class NUTS:
 
     name = "nuts"
 
-    def validate(self, posterior: Posterior) -> None:
-        """:raises ValueError: before sampling: discrete latents not enumerated, counts
-        out of range, unknown potential mode."""
+    def __post_init__(self):
+        self._check_settings()
+
+    def _check_settings(self) -> None:
+        """:raises ValueError: a count that is not an integer in range (10.5, ``"100"``,
+        ``True`` are refused), ``target_accept_prob`` outside (0, 1), an unknown mode."""
         for key in ("num_samples", "num_chains", "max_tree_depth"):
-            value = getattr(self, key)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"NUTS: {key} must be an integer >= 1, got {value!r}")
-        if not isinstance(self.warmup_steps, (int, np.integer)) or self.warmup_steps < 0:
-            raise ValueError(f"NUTS: warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
-        if not 0.0 < self.target_accept_prob < 1.0:
-            raise ValueError(f"NUTS: target_accept_prob must be in (0, 1), got {self.target_accept_prob}")
+            check_int(key, getattr(self, key), 1, "NUTS")
+        check_int("warmup_steps", self.warmup_steps, 0, "NUTS")
+        check_fraction("target_accept_prob", self.target_accept_prob, "NUTS")
+        check_positive("max_delta_energy", self.max_delta_energy, "NUTS")
+        check_positive("init_radius", self.init_radius, "NUTS")
         if self.potential not in MODES:
             raise ValueError(f"NUTS: potential must be one of {MODES}, got {self.potential!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"NUTS: schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.compile not in COMPILE:
             raise ValueError(f"NUTS: compile must be one of {COMPILE}, got {self.compile!r}")
-        if not self.init_radius > 0:
-            raise ValueError(f"NUTS: init_radius must be > 0, got {self.init_radius}")
         S = self.num_superchains
         if S is not None and (not isinstance(S, (int, np.integer)) or isinstance(S, bool)
                               or S < 2 or self.num_chains % S or self.num_chains // S < 2):
             raise ValueError(
                 f"NUTS: num_superchains must be None or an integer >= 2 that divides "
                 f"num_chains={self.num_chains} into superchains of at least 2 chains, got {S!r}")
+
+    def validate(self, posterior: Posterior) -> None:
+        """:raises ValueError: before sampling: discrete latents not enumerated, settings
+        as :meth:`_check_settings` (also checked by the constructor)."""
+        self._check_settings()
         check_nuts_sites(posterior)
 
     def run(self, posterior: Posterior, seed: int = 0, *, progress: bool = True) -> EngineResult:
@@ -170,6 +175,7 @@ class NUTS:
         :raises ValueError: before sampling, when the posteriors do not share a model,
             theta or data shapes, or any of them fails :meth:`validate`.
         """
+        seed = check_seed(seed)
         posteriors = list(posteriors)
         if not posteriors:
             raise ValueError("NUTS.run_many needs at least one posterior")

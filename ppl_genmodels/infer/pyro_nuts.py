@@ -16,6 +16,7 @@ from pyro.infer import NUTS as PyroNUTS
 from pyro.poutine.messenger import Messenger
 
 from ..posterior import Posterior
+from .._validate import check_fraction, check_int, check_seed
 from ._draws import deterministic_sites
 from .base import EngineResult
 from .nuts import check_nuts_sites
@@ -150,9 +151,14 @@ class PyroNUTS:
 
     def validate(self, posterior: Posterior) -> None:
         """:raises ValueError: before sampling, for discrete latents or bad counts."""
+        self.__post_init__()
         check_nuts_sites(posterior)
-        if min(self.num_samples, self.num_chains) < 1 or self.warmup_steps < 0:
-            raise ValueError("NUTS: num_samples and num_chains must be >= 1, warmup_steps >= 0")
+
+    def __post_init__(self):
+        for key in ("num_samples", "num_chains", "max_tree_depth"):
+            check_int(key, getattr(self, key), 1, "pyro_nuts")
+        check_int("warmup_steps", self.warmup_steps, 0, "pyro_nuts")
+        check_fraction("target_accept_prob", self.target_accept_prob, "pyro_nuts")
 
     def run(self, posterior: Posterior, seed: int = 0, *, progress: bool = True) -> EngineResult:
         """Run ``num_chains`` chains and return their draws as InferenceData.
@@ -160,6 +166,7 @@ class PyroNUTS:
         :returns: :class:`~.base.EngineResult` whose InferenceData has ``num_chains``
             chains of ``num_samples`` draws (no guide).
         """
+        seed = check_seed(seed)
         self.validate(posterior)
         sites = posterior.validate()
         start = time.perf_counter()

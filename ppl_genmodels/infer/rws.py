@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import pyro.poutine as poutine
 from pyro.infer import ReweightedWakeSleep
 
-from ._vi import VariationalEngine
+from .._validate import check_fraction, check_int
+from ._vi import VariationalEngine, accepts_observations
 
 
 @dataclass
@@ -28,7 +29,9 @@ class RWS(VariationalEngine):
     :param lr: initial Adam learning rate.
     :param num_draws: draws from the fitted guide stored in ``posterior``.
     :param num_sleep_particles: model simulations per sleep step (default ``num_particles``).
-    :raises ValueError: ``num_particles < 2`` or ``insomnia`` outside [0, 1].
+    :raises ValueError: ``num_particles < 2``, ``insomnia`` outside [0, 1], a count that
+        is not an integer, ``lr`` not > 0; in :meth:`validate`, also a guide without an
+        ``observations=`` keyword when ``insomnia < 1`` (the sleep phase passes it).
 
     Result ``sample_stats``: ``log_weight`` (nats, per draw), ``loss_wake_theta`` = minus
     the importance-weighted log-evidence bound per step (nats) and ``loss_phi``.
@@ -46,14 +49,35 @@ class RWS(VariationalEngine):
     name = "rws"
     loss_names = ("loss_wake_theta", "loss_phi")
 
+    min_particles = 2
+
     def __post_init__(self):
-        if self.num_particles < 2:
+        self._check_settings()
+
+    def _check_settings(self) -> None:
+        if isinstance(self.num_particles, int) and self.num_particles == 1:
             raise ValueError(
                 f"ReweightedWakeSleep needs num_particles > 1 (got {self.num_particles}): with "
                 "one particle the normalized weight is always 1"
             )
-        if not 0.0 <= self.insomnia <= 1.0:
-            raise ValueError(f"insomnia must lie in [0, 1], got {self.insomnia}")
+        super()._check_settings()
+        check_fraction("insomnia", self.insomnia, self.name, closed=True)
+        if self.num_sleep_particles is not None:
+            check_int("num_sleep_particles", self.num_sleep_particles, 1, self.name)
+
+    def validate(self, posterior) -> None:
+        """As :meth:`VariationalEngine.validate`; with ``insomnia < 1`` the guide must take
+        ``observations=`` (:raises ValueError: naming the guide otherwise)."""
+        self._check_settings()
+        if self.insomnia < 1 and posterior.guide is not None \
+                and not accepts_observations(posterior.guide):
+            name = getattr(posterior.guide, "__name__", type(posterior.guide).__name__)
+            raise ValueError(
+                f"rws with insomnia={self.insomnia} runs a sleep phase that calls the guide "
+                f"as guide(**data, observations={{site: simulated x}}), but guide {name!r} "
+                "takes no `observations` keyword; add `observations=None` (and read x from it "
+                "when given) or use insomnia=1")
+        super().validate(posterior)
 
     @property
     def particles_per_step(self) -> int:
@@ -67,10 +91,10 @@ class RWS(VariationalEngine):
         # shape. Deterministic sites add nothing to log p(x, z), so hide them from the loss.
         return poutine.block(model, hide_fn=lambda msg: bool(msg["infer"].get("_deterministic")))
 
-    def _make_loss(self):
+    def _make_loss(self, vectorize: bool = True):
         return ReweightedWakeSleep(
             num_particles=self.num_particles,
             insomnia=self.insomnia,
             num_sleep_particles=self.num_sleep_particles,
-            vectorize_particles=True,
+            vectorize_particles=vectorize,
         )

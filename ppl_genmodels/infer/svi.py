@@ -26,11 +26,12 @@ class SVI(VariationalEngine):
     marginal log p(x, z | theta) = log sum_a p(x, z, a | theta).
 
     :param num_steps: optimisation steps (full data each step).
-    :param num_particles: ELBO particles per step (vectorized).
+    :param num_particles: ELBO particles per step (vectorized when the model broadcasts).
     :param elbo: ``"trace"`` or ``"meanfield"``.
     :param lr: initial Adam learning rate.
     :param num_draws: draws from the fitted guide stored in ``posterior``.
-    :raises ValueError: unknown ``elbo`` or ``num_particles < 1``.
+    :raises ValueError: unknown ``elbo``, a count that is not an integer (``num_steps >= 0``,
+        ``num_particles, num_draws >= 1``) or ``lr`` not > 0.
 
     Result ``sample_stats``: ``log_weight`` (nats, per draw) and ``loss`` = negative ELBO
     estimate per step (nats). ``attrs['grad_evals']`` = ``num_steps * num_particles``.
@@ -49,18 +50,17 @@ class SVI(VariationalEngine):
     def __post_init__(self):
         if self.elbo not in _ELBOS:
             raise ValueError(f"elbo must be one of {sorted(_ELBOS)}, got {self.elbo!r}")
-        if self.num_particles < 1:
-            raise ValueError(f"num_particles must be >= 1, got {self.num_particles}")
+        self._check_settings()
 
     @property
     def particles_per_step(self) -> int:
         return self.num_particles
 
-    def _make_loss(self):
-        return _ELBOS[self.elbo](num_particles=self.num_particles, vectorize_particles=True)
+    def _make_loss(self, vectorize: bool = True):
+        return _ELBOS[self.elbo](num_particles=self.num_particles, vectorize_particles=vectorize)
 
-    def _make_enum_loss(self, max_plate_nesting: int):
+    def _make_enum_loss(self, max_plate_nesting: int, vectorize: bool = True):
         # Pyro puts enumeration dims left of the particle dim it adds at
         # -(max_plate_nesting + 1), so it must know the model's plate nesting.
-        return TraceEnum_ELBO(num_particles=self.num_particles, vectorize_particles=True,
+        return TraceEnum_ELBO(num_particles=self.num_particles, vectorize_particles=vectorize,
                               max_plate_nesting=max_plate_nesting)

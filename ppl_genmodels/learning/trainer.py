@@ -38,6 +38,7 @@ import pyro
 import torch
 from tqdm.auto import tqdm
 
+from .._validate import check_fraction, check_int, check_positive, check_seed
 from ..data.datasets import ImageDataset, load_image_dataset
 from ..io import atomic_path, write_text
 from ..models.registry import IMAGE_MODELS
@@ -86,14 +87,12 @@ class TrainConfig:
             raise ValueError(f"iwae needs reparameterized latents; {self.model}'s are discrete: "
                              "use rws or nvil")
         for name in ("epochs", "batch_size", "num_particles"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if not 0 <= self.insomnia <= 1:
-            raise ValueError(f"insomnia must be in [0, 1], got {self.insomnia}")
-        if self.num_train is not None and self.num_train < 1:
-            raise ValueError(f"num_train must be >= 1, got {self.num_train}")
+            check_int(name, getattr(self, name), 1)
+        check_positive("lr", self.lr)
+        check_fraction("insomnia", self.insomnia, closed=True)
+        check_seed(self.seed)
+        if self.num_train is not None:
+            check_int("num_train", self.num_train, 1)
         return self
 
 

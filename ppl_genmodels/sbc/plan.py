@@ -9,6 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .._validate import check_fraction, check_int
 from ..infer import BatchedEngine, Engine, GuideEngine, get_engine
 from ..posterior import Posterior
 from .checkpoint import guide_hash
@@ -28,10 +29,9 @@ def check_counts(num_simulations, num_draws, thin, alpha, bins, batch_size) -> N
         raise ValueError(f"num_draws must be an int >= 1, got {num_draws!r}")
     if not (thin == "ess" or (isinstance(thin, (int, np.integer)) and thin >= 1)):
         raise ValueError(f"thin must be 'ess' or an int >= 1, got {thin!r}")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
-    if bins < 2 or batch_size < 1:
-        raise ValueError(f"bins must be >= 2 and batch_size >= 1, got {bins}, {batch_size}")
+    check_fraction("alpha", alpha)
+    check_int("bins", bins, 2)
+    check_int("batch_size", batch_size, 1)
 
 
 def check_engine_arguments(engine, amortized: bool, guide, engine_config, train_engine) -> None:

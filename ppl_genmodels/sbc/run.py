@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .._validate import check_seed
 from ..infer import BatchedEngine
 from ..posterior import Posterior
 from . import simulate
@@ -122,6 +123,7 @@ def sbc(
         checkpoint folder holding a run with other settings.
     :raises RuntimeError: an engine run failed (message names the simulation and seed).
     """
+    check_seed(seed)
     check_counts(num_simulations, num_draws, thin, alpha, bins, batch_size or 1)
     amortized = isinstance(engine, str) and engine == AMORTIZED
     check_engine_arguments(engine, amortized, guide, engine_config, train_engine)

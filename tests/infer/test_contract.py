@@ -4,7 +4,10 @@ variants are made with ``dataclasses.replace``, not by changing an engine."""
 
 import dataclasses
 
+import numpy as np
 import pytest
+
+from ppl_genmodels._arviz import from_dict
 
 from ppl_genmodels.infer import (ENGINES, NUTS, SVI, Engine, EngineResult, GuideEngine,
                                  UserEngine, get_engine)
@@ -14,8 +17,13 @@ from ppl_genmodels.infer.pyro_nuts import IterationStats, stack_stats
 class OldStyleEngine:
     name = "old"
 
+    def __init__(self, returns=None):
+        self.returns = returns
+
     def run(self, posterior, seed):
-        return ("idata for", posterior, seed)
+        if self.returns is not None:
+            return self.returns
+        return from_dict(posterior={"a": np.full((1, 3), float(seed))}, attrs={"who": posterior})
 
 
 def test_builtin_engines_satisfy_the_protocol():
@@ -33,10 +41,16 @@ def test_user_engine_is_adapted_once():
     assert get_engine(engine) is engine
     engine.validate("posterior")  # no validate of its own: nothing to check
     result = engine.run("posterior", 3, progress=False)  # progress is not passed on
-    assert result == EngineResult(("idata for", "posterior", 3))
+    assert isinstance(result, EngineResult) and result.idata.posterior["a"].values[0, 0] == 3
     assert result.guide is None and result.param_state is None
     with pytest.raises(ValueError, match="needs a `name` and a `run"):
         get_engine(object())
+
+
+def test_user_engine_must_return_inference_data():
+    engine = get_engine(OldStyleEngine(returns={"a": [1.0, 2.0]}))
+    with pytest.raises(TypeError, match=r"engine 'old'.*returned a dict, not an arviz\.InferenceData"):
+        engine.run("posterior", 0)
 
 
 def test_replace_makes_a_variant_and_results_are_frozen():
