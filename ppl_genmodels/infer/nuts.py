@@ -305,7 +305,11 @@ class NUTS:
                     stats[key].append(row[key])
             bar.update(1)
             if it % 20 == 0:
-                bar.set_postfix(depth=int(t.tree_depth.max()), step=f"{float(step.min()):.3g}")
+                divergent = int(warm_divergences.sum()) if it < W else sum(
+                    int(d.sum()) for d in stats["diverging"])
+                bar.set_postfix(phase="warmup" if it < W else "sampling",
+                                depth=int(t.tree_depth.max()), step=f"{float(step.min()):.3g}",
+                                divergences=divergent)
         bar.close()
         stats = {k: torch.stack(v) if v else torch.empty(0, B, K) for k, v in stats.items()}
         stats["tree_depth"], stats["n_steps"] = stats["tree_depth"].long(), stats["n_steps"].long()
