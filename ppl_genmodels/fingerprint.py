@@ -29,7 +29,7 @@ import torch
 
 from .posterior import Posterior
 
-__all__ = ["fingerprint", "callable_hash", "tensor_hash", "difference", "ATTR", "to_attrs",
+__all__ = ["fingerprint", "source_fingerprint", "callable_hash", "tensor_hash", "difference", "ATTR", "to_attrs",
            "from_attrs"]
 
 ATTR = "fingerprint"
@@ -65,9 +65,11 @@ def callable_hash(fn: Any, state: bool = False) -> str:
     target = fn
     if isinstance(fn, torch.nn.Module):
         target = type(fn)
-    elif not (inspect.isfunction(fn) or inspect.ismethod(fn) or inspect.isclass(fn)):
+    elif not (inspect.ismodule(fn) or inspect.isfunction(fn) or inspect.ismethod(fn)
+              or inspect.isclass(fn)):
         target = getattr(fn, "__func__", None) or type(fn)
-    name = f"{getattr(target, '__module__', '')}.{getattr(target, '__qualname__', repr(target))}"
+    name = fn.__name__ if inspect.ismodule(fn) else \
+        f"{getattr(target, '__module__', '')}.{getattr(target, '__qualname__', repr(target))}"
     h = hashlib.sha1(name.encode())
     try:
         h.update(inspect.getsource(target).encode())
@@ -104,6 +106,16 @@ def fingerprint(posterior: Posterior, engine: str | None = None,
         out["engine"] = hashlib.sha1(blob.encode()).hexdigest()
     if seed is not None:
         out["seed"] = str(int(seed))
+    out["version"] = _version()
+    return out
+
+
+def source_fingerprint(code: Any, data: Mapping[str, Any]) -> dict[str, str]:
+    """The fingerprint of a run defined by ``code`` (a module or callable: name + source)
+    and ``data`` (name -> tensor or array): parts ``model``, ``data['<key>']``, ``version``."""
+    out = {"model": callable_hash(code)}
+    for key in sorted(data):
+        out[f"data[{key!r}]"] = tensor_hash(torch.as_tensor(data[key]))
     out["version"] = _version()
     return out
 

@@ -27,7 +27,7 @@ from typing import Iterator
 
 __all__ = ["atomic_path", "write_text", "save_netcdf", "load_netcdf", "FileProblem",
            "DamagedFileError", "OutputFolderError", "StaleFileError", "damaged",
-           "check_writable", "recording", "remove_recorded", "MANIFEST", "file_mode"]
+           "check_writable", "load_torch", "recording", "remove_recorded", "MANIFEST", "file_mode"]
 
 MANIFEST = ".ppl_genmodels_manifest.json"
 _TMP = re.compile(r"^\..+\.(\d+)-[^.]+\.tmp$")
@@ -145,6 +145,29 @@ def load_netcdf(path: str | Path):
     except Exception as exc:  # netCDF/HDF5 raise OSError, ValueError, KeyError, ...
         raise damaged(path, exc) from exc
     return idata
+
+
+def load_torch(path: str | Path, required: tuple[str, ...] = ()):
+    """``torch.load`` (full unpickling: only load files you trust) of a dict this tool saved.
+
+    :param required: keys the dict must have.
+    :raises FileNotFoundError: no such file; :class:`DamagedFileError`: truncated, not a
+        torch file, or without the ``required`` keys.
+    """
+    import torch
+
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path} not found")
+    try:
+        state = torch.load(path, weights_only=False)
+        if not isinstance(state, dict):
+            raise TypeError(f"holds a {type(state).__name__}, not a dict")
+        missing = [k for k in required if k not in state]
+        if missing:
+            raise KeyError(f"no {missing}")
+    except Exception as exc:  # pickle, zip and torch errors alike
+        raise damaged(path, exc) from exc
+    return state
 
 
 def check_writable(folder: str | Path) -> Path:
