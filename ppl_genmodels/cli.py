@@ -57,7 +57,7 @@ def _list() -> int:
 def _refuse_non_empty(out: Path, args, force_does: str, resume: bool = True) -> bool:
     """Print an error and return True when ``out`` holds files and neither ``--force`` nor
     ``--resume`` was given; the caller then exits with status 2, having touched nothing."""
-    if not out.exists() or not any(out.iterdir()) or args.force or args.resume:
+    if not out.is_dir() or not any(out.iterdir()) or args.force or args.resume:
         return False
     resume_hint = " or --resume to continue the run in it" if resume else ""
     print(f"error: {out} exists and is not empty; pass --force to {force_does}{resume_hint}",
