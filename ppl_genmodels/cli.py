@@ -386,6 +386,10 @@ def main(argv: list[str] | None = None) -> int:
     except FileProblem as exc:  # damaged, stale or unwritable files: the message names them
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # every file written so far is complete (atomic writes)
+        print("\ninterrupted; finished work is saved: rerun with --resume to continue",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
