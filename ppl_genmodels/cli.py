@@ -268,12 +268,12 @@ def _train(args) -> int:
         _prepare_out(args.out, True)
     try:
         with recording(args.out):
-                run = train(args.model, args.data, data_dir=args.data_dir, method=args.method,
+            run = train(args.model, args.data, data_dir=args.data_dir, method=args.method,
                         epochs=args.epochs, batch_size=args.batch_size,
-                        num_particles=args.num_particles,
-                        lr=args.lr, seed=args.seed, num_train=args.num_train,
-                        insomnia=args.insomnia, model_kwargs=model_kwargs, out=args.out,
-                        resume=args.resume, force=args.force, max_time_s=args.max_time,
+                        num_particles=args.num_particles, lr=args.lr, seed=args.seed,
+                        num_train=args.num_train, insomnia=args.insomnia,
+                        model_kwargs=model_kwargs, out=args.out, resume=args.resume,
+                        force=args.force, max_time_s=args.max_time,
                         progress=not args.no_progress)
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
