@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from ._argtypes import _COUNT, _FRACTION, _POSITIVE, _POSITIVE_FLOAT, _SEED, _UNIT
+from .io import FileProblem, check_writable, recording, remove_recorded, write_text
 from .models.registry import (DEFAULT_MODELS, ENGINE_NAMES, IMAGE_MODELS, MODELS, SBC_ENGINE_NAMES,
                               list_models)
 
@@ -57,7 +58,7 @@ def _list() -> int:
 def _refuse_non_empty(out: Path, args, force_does: str, resume: bool = True) -> bool:
     """Print an error and return True when ``out`` holds files and neither ``--force`` nor
     ``--resume`` was given; the caller then exits with status 2, having touched nothing."""
-    if not out.exists() or not any(out.iterdir()) or args.force or args.resume:
+    if not out.is_dir() or not any(out.iterdir()) or args.force or args.resume:
         return False
     resume_hint = " or --resume to continue the run in it" if resume else ""
     print(f"error: {out} exists and is not empty; pass --force to {force_does}{resume_hint}",
@@ -82,13 +83,28 @@ def _compare(args) -> int:
     out: Path = args.out
     if _refuse_non_empty(out, args, "overwrite it"):
         return 2
+    _prepare_out(out, args.force)
+    with recording(out):
+        return _compare_models(args, engines, out)
 
+
+def _prepare_out(out: Path, force: bool) -> None:
+    """Check that ``out`` can be written (before any engine runs) and, with ``--force``,
+    delete the files the previous run listed in its manifest (and nothing else).
+
+    :raises OutputFolderError, DamagedFileError: printed by :func:`main` as one line.
+    """
+    check_writable(out)
+    if force:
+        remove_recorded(out)
+
+
+def _compare_models(args, engines, out: Path) -> int:
     import pandas as pd
     import torch
 
     from . import compare
     from .models import get_model
-    from .io import write_text
 
     torch.set_num_threads(args.threads)
     logging.getLogger("pyro").setLevel(logging.WARNING)  # "Guessed max_plate_nesting" per engine
@@ -110,7 +126,7 @@ def _compare(args) -> int:
         comparison = compare(
             posterior, engines=engines or spec.engines, seed=args.seed, reference=spec.reference(posterior),
             engine_config=spec.engine_config(args.quick), progress=not args.no_progress,
-            checkpoint_dir=out / name, resume=args.resume,
+            checkpoint_dir=out / name, resume=args.resume, strict_resume=True,
         )
         report = comparison.save(out / name)
         reports.append(report)
@@ -165,7 +181,12 @@ def _sbc(args) -> int:
     out: Path = args.out or Path("results") / "sbc" / f"{args.model}-{args.engine}"
     if _refuse_non_empty(out, args, "start over"):
         return 2
+    _prepare_out(out, args.force)
+    with recording(out):
+        return _sbc_run(args, out)
 
+
+def _sbc_run(args, out: Path) -> int:
     import torch
 
     from .sbc import sbc, write_report
@@ -248,12 +269,17 @@ def _train(args) -> int:
                              if v is not None})
     elif args.layers:
         model_kwargs["layers"] = [int(h) for h in args.layers.split(",")]
+    if args.force:
+        _prepare_out(args.out, True)
     try:
-        run = train(args.model, args.data, data_dir=args.data_dir, method=args.method,
-                    epochs=args.epochs, batch_size=args.batch_size, num_particles=args.num_particles,
-                    lr=args.lr, seed=args.seed, num_train=args.num_train, insomnia=args.insomnia,
-                    model_kwargs=model_kwargs, out=args.out, resume=args.resume, force=args.force,
-                    max_time_s=args.max_time, progress=not args.no_progress)
+        with recording(args.out):
+            run = train(args.model, args.data, data_dir=args.data_dir, method=args.method,
+                        epochs=args.epochs, batch_size=args.batch_size,
+                        num_particles=args.num_particles, lr=args.lr, seed=args.seed,
+                        num_train=args.num_train, insomnia=args.insomnia,
+                        model_kwargs=model_kwargs, out=args.out, resume=args.resume,
+                        force=args.force, max_time_s=args.max_time,
+                        progress=not args.no_progress)
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -271,9 +297,10 @@ def _evaluate(args) -> int:
 
     torch.set_num_threads(args.threads)
     try:
-        out = evaluate_run(args.run_dir, num_samples=args.num_samples,
-                           num_test=args.num_test or None, data_dir=args.data_dir, seed=args.seed,
-                           progress=not args.no_progress)
+        with recording(args.run_dir):  # its files join the run's manifest (train --force)
+            out = evaluate_run(args.run_dir, num_samples=args.num_samples,
+                               num_test=args.num_test or None, data_dir=args.data_dir,
+                               seed=args.seed, progress=not args.no_progress)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -319,6 +346,12 @@ def _compare_checkpoint(args) -> int:
         return 2
     if _refuse_non_empty(args.out, args, "overwrite it", resume=False):
         return 2
+    _prepare_out(args.out, args.force)
+    with recording(args.out):
+        return _compare_checkpoint_run(args)
+
+
+def _compare_checkpoint_run(args) -> int:
     import pandas as pd
     import torch
 
@@ -349,15 +382,19 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "list":
         return _list()
-    if args.command == "sbc":
-        return _sbc(args)
-    if args.command == "train":
-        return _train(args)
-    if args.command == "evaluate":
-        return _evaluate(args)
+    commands = {"sbc": _sbc, "train": _train, "evaluate": _evaluate, "compare": _compare}
+    command = commands[args.command]
     if getattr(args, "checkpoint", None) is not None:
-        return _compare_checkpoint(args)
-    return _compare(args)
+        command = _compare_checkpoint
+    try:
+        return command(args)
+    except FileProblem as exc:  # damaged, stale or unwritable files: the message names them
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # every file written so far is complete (atomic writes)
+        print("\ninterrupted; finished work is saved: rerun with --resume to continue",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 LAYERS = [
     ("core", ["ppl_genmodels._arviz", "ppl_genmodels.io", "ppl_genmodels.reference",
               "ppl_genmodels.posterior", "ppl_genmodels.plotting",
-              "ppl_genmodels._validate"]),
+              "ppl_genmodels._validate", "ppl_genmodels.fingerprint"]),
     ("data", ["ppl_genmodels.data"]),
     ("models", ["ppl_genmodels.models"]),
     ("infer", ["ppl_genmodels.infer"]),

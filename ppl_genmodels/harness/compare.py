@@ -12,7 +12,8 @@ import pandas as pd
 
 from .. import diagnostics
 from ..infer import Engine, EngineResult, UserEngine, get_engine
-from ..io import load_netcdf, save_netcdf
+from ..fingerprint import difference, fingerprint, from_attrs, to_attrs
+from ..io import StaleFileError, check_writable, load_netcdf, save_netcdf
 from .._validate import check_seed
 from ..posterior import Posterior
 from ..reference import Reference
@@ -218,22 +219,34 @@ def _resolve(engines, engine_config: Mapping[str, Mapping] | None) -> dict[str, 
     return resolved
 
 
-def _cached(path: Path, engine: Engine, seed: int):
-    """A finished run saved by an earlier, interrupted comparison, if its config matches
-    (an engine's config is its dataclass fields; other engines are matched on the seed)."""
+def _settings(engine: Engine) -> dict:
+    """An engine's config: its dataclass fields (a user engine's, if it is one), else {}."""
+    settings = engine.engine if isinstance(engine, UserEngine) else engine
+    if not is_dataclass(settings):
+        return {}
+    return {f.name: getattr(settings, f.name) for f in fields(settings)}
+
+
+def _cached(path: Path, fp: dict, strict: bool):
+    """A finished run saved by an earlier, interrupted comparison, if its fingerprint
+    (:mod:`ppl_genmodels.fingerprint`: model, guide, data, theta, engine config, seed,
+    version) matches ``fp``.
+
+    :param strict: on a mismatch raise instead of logging a warning and returning ``None``.
+    :raises DamagedFileError: the file cannot be read.
+    :raises StaleFileError: ``strict`` and the file was made from other inputs.
+    """
     if not path.exists():
         return None
     idata = load_netcdf(path)
-    attrs = diagnostics.run_attrs(idata)
-    settings = engine.engine if isinstance(engine, UserEngine) else engine
-    same = attrs.get("seed") == seed and (
-        not is_dataclass(settings)
-        or attrs.get("config") == {f.name: getattr(settings, f.name) for f in fields(settings)}
-    )
-    if not same:
-        log.warning("%s holds a run with another config or seed; running again", path)
-        return None
-    return idata
+    why = difference(from_attrs(idata.posterior.attrs), fp)
+    if why is None:
+        return idata
+    message = f"{path} was made from {why}"
+    if strict:
+        raise StaleFileError(f"{message}; rerun with --force or delete it")
+    log.warning("%s; running the engine again", message)
+    return None
 
 
 def compare(
@@ -245,6 +258,7 @@ def compare(
     progress: bool = True,
     checkpoint_dir: str | Path | None = None,
     resume: bool = True,
+    strict_resume: bool = False,
 ) -> Comparison:
     """Run every engine on the same posterior and collect their InferenceData.
 
@@ -261,14 +275,21 @@ def compare(
     :param engine_config: name -> keyword arguments for built-in engines given by name.
     :param progress: show tqdm progress bars.
     :param checkpoint_dir: if given, each finished engine's result is written there at once
-        (``<name>.nc``) and reused by a later call with the same engine config and seed, so
-        an interrupted comparison resumes without redoing finished engines.
+        (``<name>.nc``, its fingerprint in the attribute ``fingerprint``) and reused by a
+        later call whose fingerprint matches (same model and guide source, data, theta,
+        engine config, seed and package version), so an interrupted comparison resumes
+        without redoing finished engines. The folder is checked for writability first.
     :param resume: reuse matching results in ``checkpoint_dir`` (``False``: run every
         engine again and replace them).
+    :param strict_resume: a saved result with another fingerprint raises
+        :class:`~ppl_genmodels.io.StaleFileError` naming what differs (default: a warning
+        naming it, and the engine runs again).
     :returns: :class:`Comparison`.
     :raises ValueError: invalid posterior, engine spec, settings or engine/posterior
         combination, or ``seed`` not an integer >= 0 -- all before any engine runs or any
-        file is written.
+        file is written; :class:`~ppl_genmodels.io.OutputFolderError` (a ``ValueError``):
+        ``checkpoint_dir`` is a file or not writable; :class:`~ppl_genmodels.io.DamagedFileError`:
+        a saved result cannot be read; ``StaleFileError``: see ``strict_resume``.
     :raises RuntimeError: an engine changed theta.
     """
     check_seed(seed)
@@ -281,15 +302,19 @@ def compare(
     posterior.validate()
     for engine in resolved.values():
         engine.validate(posterior)
+    if checkpoint_dir:
+        check_writable(checkpoint_dir)
     before = posterior.theta()
     results = {}
     for name, engine in resolved.items():
         path = Path(checkpoint_dir) / f"{name}.nc" if checkpoint_dir else None
-        idata = _cached(path, engine, seed) if path and resume else None
+        fp = fingerprint(posterior, name, _settings(engine), seed) if path else {}
+        idata = _cached(path, fp, strict_resume) if path and resume else None
         if idata is None:
             results[name] = engine.run(posterior, seed, progress=progress)
             posterior.check_theta_unchanged(before, f"engine {name!r}")
             if path:
+                results[name].idata.posterior.attrs.update(to_attrs(fp))
                 save_netcdf(results[name].idata, path)
         else:
             results[name] = EngineResult(idata)

@@ -40,7 +40,8 @@ from tqdm.auto import tqdm
 
 from .._validate import check_fraction, check_int, check_positive, check_seed
 from ..data.datasets import ImageDataset, load_image_dataset
-from ..io import atomic_path, write_text
+from ..fingerprint import difference, source_fingerprint
+from ..io import StaleFileError, atomic_path, damaged, check_writable, load_torch, write_text
 from ..models.registry import IMAGE_MODELS
 from ..posterior import Posterior
 from . import objectives
@@ -50,6 +51,7 @@ __all__ = ["METHODS", "IMAGE_MODELS", "TrainConfig", "TrainedRun", "train", "loa
            "image_model", "posterior_from_run", "posterior_from_checkpoint"]
 
 CHECKPOINT = "checkpoint.pt"
+_KEYS = ("config", "epoch", "model", "guide", "optimizer", "rng", "history")
 _PYRO_ELBOS = {"svi": pyro.infer.Trace_ELBO, "iwae": pyro.infer.RenyiELBO,
                "nvil": pyro.infer.TraceGraph_ELBO}
 
@@ -207,7 +209,12 @@ def train(model: str = "vae", data: str = "binarized_mnist", *, data_dir=None, m
         the checkpoint then holds the partial epoch, and a resume starts the next epoch.
     :returns: :class:`TrainedRun`.
     :raises ValueError: a bad option or combination (before any data is read);
-        ``FileExistsError``: ``out`` has a checkpoint and neither ``resume`` nor ``force``.
+        ``FileExistsError``: ``out`` has a checkpoint and neither ``resume`` nor ``force``;
+        :class:`~ppl_genmodels.io.OutputFolderError` (a ``ValueError``): ``out`` is a file or
+        not writable (checked before any data is read);
+        :class:`~ppl_genmodels.io.DamagedFileError`: ``resume`` and the checkpoint cannot be
+        read; :class:`~ppl_genmodels.io.StaleFileError`: ``resume`` and the checkpoint was
+        made from other training images, model source or package version.
     """
     config = TrainConfig(model, data, str(Path(data_dir).resolve()) if data_dir else None, method,
                          epochs, batch_size, num_particles, lr, seed, num_train, insomnia,
@@ -216,15 +223,24 @@ def train(model: str = "vae", data: str = "binarized_mnist", *, data_dir=None, m
     checkpoint = None
     if directory is not None and (directory / CHECKPOINT).exists():
         if resume:
-            checkpoint = torch.load(directory / CHECKPOINT, weights_only=False)
+            checkpoint = load_torch(directory / CHECKPOINT, _KEYS)
             saved = dict(checkpoint["config"], epochs=config.epochs)
             if saved != asdict(config):
-                diff = {k: (saved[k], v) for k, v in asdict(config).items() if saved.get(k) != v}
+                diff = {k: (saved.get(k), v) for k, v in asdict(config).items()
+                        if saved.get(k) != v}
                 raise ValueError(f"{directory}: cannot resume, config differs (saved, given): {diff}")
         elif not force:
             raise FileExistsError(f"{directory / CHECKPOINT} exists: pass resume=True (--resume) "
                                   "to continue it or force=True (--force) to start again")
+    if directory is not None:
+        check_writable(directory)
     dataset = _dataset(config)
+    # beyond the config: the images' bytes (data_dir's files may change), the model's source
+    fingerprint = source_fingerprint(image_model(config.model), {"x_train": dataset.x_train})
+    why = difference(checkpoint.get("fingerprint", fingerprint), fingerprint) if checkpoint else None
+    if why is not None:
+        raise StaleFileError(f"{directory / CHECKPOINT} was made from {why}; rerun with --force "
+                             "(force=True) or use another --out")
     x_test = torch.as_tensor(dataset.test_subset(1000)[0], dtype=torch.float32)
     pyro.set_rng_seed(config.seed)  # before building: the initial weights are part of the run
     gen, guide = build_model(config, dataset.pixels)
@@ -276,7 +292,8 @@ def train(model: str = "vae", data: str = "binarized_mnist", *, data_dir=None, m
                                   "epoch": epoch + 1,
                                   "model": gen.state_dict(), "guide": guide.state_dict(),
                                   "optimizer": optimizer.state_dict(),
-                                  "rng": _rng_state(data_gen), "history": history})
+                                  "rng": _rng_state(data_gen), "history": history,
+                                  "fingerprint": fingerprint})
                 _write_history(directory, history)
             if out_of_time:
                 break
@@ -294,14 +311,18 @@ def load_run(directory) -> TrainedRun:
     """Rebuild a run from ``directory/checkpoint.pt`` (the model is built for the pixel count
     the checkpoint records; an older checkpoint without it takes the run's data set's).
 
-    :raises FileNotFoundError: no checkpoint there (or, for an older checkpoint, no data set).
+    :raises FileNotFoundError: no checkpoint there (or, for an older checkpoint, no data set);
+        :class:`~ppl_genmodels.io.DamagedFileError`: the checkpoint cannot be read.
     """
     directory = Path(directory)
     path = directory / CHECKPOINT
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: is {directory} a `ppl-genmodels train` run folder?")
-    checkpoint = torch.load(path, weights_only=False)
-    config = TrainConfig(**checkpoint["config"])
+    checkpoint = load_torch(path, ("config", "model", "guide", "history"))
+    try:
+        config = TrainConfig(**checkpoint["config"])
+    except TypeError as exc:
+        raise damaged(path, exc) from exc
     pixels = checkpoint.get("pixels")
     if pixels is None:  # a checkpoint from before the pixel count was recorded: ask the data
         pixels = load_image_dataset(config.data, config.data_dir).pixels

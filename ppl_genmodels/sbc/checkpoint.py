@@ -13,10 +13,11 @@ import numpy as np
 import torch
 
 from ..infer import get_engine
-from ..io import atomic_path, write_text
+from ..fingerprint import fingerprint, tensor_hash
+from ..io import atomic_path, damaged, load_torch, write_text
 from ..posterior import Posterior
 
-__all__ = ["CONFIG_FILE", "GUIDE_FILE", "data_hash", "guide_hash", "seeds_for", "write_batch",
+__all__ = ["CONFIG_FILE", "GUIDE_FILE", "data_hash", "source_settings", "guide_hash", "seeds_for", "write_batch",
            "read_batches", "prepare_checkpoint", "train_guide"]
 
 CONFIG_FILE = "sbc_config.json"
@@ -25,12 +26,21 @@ BATCH_GLOB = "batch_*.npz"
 
 
 def data_hash(posterior: Posterior) -> str:
-    """SHA-1 of the posterior's data (keys and bytes), hex."""
+    """SHA-1 of the posterior's data (keys, shapes, dtypes and bytes), hex."""
     h = hashlib.sha1()
     for key in sorted(posterior.data):
         h.update(key.encode())
-        h.update(posterior.data[key].detach().cpu().numpy().tobytes())
+        h.update(tensor_hash(posterior.data[key]).encode())
     return h.hexdigest()
+
+
+def source_settings(posterior: Posterior) -> dict[str, str]:
+    """The settings that key a run beyond its options (:mod:`ppl_genmodels.fingerprint`):
+    ``model_source`` and ``guide_source`` (name + source; a Module guide's initial state),
+    ``theta`` (frozen parameters) and the package ``version``."""
+    fp = fingerprint(posterior)
+    return {"model_source": fp["model"], "guide_source": fp["guide"], "theta": fp["theta"],
+            "version": fp["version"]}
 
 
 def _module_of(guide: Any) -> torch.nn.Module | None:
@@ -68,13 +78,26 @@ def write_batch(directory: Path, batch: int, arrays: Mapping[str, np.ndarray]) -
 
 
 def read_batches(directory: Path, num_batches: int) -> dict[int, dict[str, np.ndarray]]:
-    """Batch index -> arrays of every ``batch_*.npz`` in ``directory`` below ``num_batches``."""
+    """Batch index -> arrays of every ``batch_*.npz`` in ``directory`` below ``num_batches``.
+
+    :raises DamagedFileError: a batch file cannot be read (naming it: delete it to redo
+        its simulations).
+    """
     out = {}
     for path in sorted(directory.glob(BATCH_GLOB)):
-        batch = int(path.stem.split("_")[1])
+        try:
+            batch = int(path.stem.split("_")[1])
+        except ValueError:
+            continue  # not a name write_batch gives
         if batch < num_batches:
-            with np.load(path) as f:
-                out[batch] = {k: f[k] for k in f.files}
+            try:
+                with np.load(path) as f:
+                    out[batch] = {k: f[k] for k in f.files}
+                if "seed" not in out[batch]:
+                    raise KeyError("no 'seed' array")
+            except Exception as exc:  # zip, pickle and format errors alike
+                raise damaged(path, exc, "delete it to redo its simulations, or rerun with "
+                                         "--force to start over") from exc
     return out
 
 
@@ -83,14 +106,21 @@ def prepare_checkpoint(directory: Path | None, settings: dict, resume: bool) -> 
 
     :param resume: keep checkpoints of a run with the same settings; ``False`` deletes the
         batches and the trained guide first.
-    :raises ValueError: ``resume`` and the folder holds a run with other settings.
+    :raises ValueError: ``resume`` and the folder holds a run with other settings;
+        :class:`~ppl_genmodels.io.DamagedFileError` (a ``ValueError``): its settings file
+        cannot be read.
     """
     if directory is None:
         return
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / CONFIG_FILE
     if config.exists() and resume:
-        old = json.loads(config.read_text())
+        try:
+            old = json.loads(config.read_text())
+            if not isinstance(old, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            raise damaged(config, exc, "rerun with --force (resume=False) to start over") from exc
         diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
         if diff:
             shown = ", ".join(f"{k}: {old.get(k)!r} -> {settings.get(k)!r}" for k in diff[:4])
@@ -114,7 +144,7 @@ def train_guide(posterior: Posterior, train_engine: str, config: dict, seed: int
     """
     path = directory / GUIDE_FILE if directory is not None else None
     if path is not None and path.exists():
-        saved = torch.load(path, weights_only=False)
+        saved = load_torch(path, ("state_dict", "param_state"))
         guide = posterior.guide
         owner = _module_of(guide)
         if owner is not None:

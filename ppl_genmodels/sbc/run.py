@@ -39,8 +39,9 @@ from ..infer import BatchedEngine
 from ..posterior import Posterior
 from . import simulate
 from . import stats as sbc_stats
-from .checkpoint import (data_hash, prepare_checkpoint, read_batches, seeds_for, train_guide,
-                         write_batch)
+from ..io import check_writable
+from .checkpoint import (data_hash, prepare_checkpoint, read_batches, seeds_for,
+                         source_settings, train_guide, write_batch)
 from .draws import amortized_draws, engine_draws, flat_values
 from .plan import (AMORTIZED, Plan, amortized_plan, check_counts, check_engine_arguments,
                    refit_plan, resolve_posterior, sites_to_rank)
@@ -120,7 +121,10 @@ def sbc(
     :returns: :class:`SBCResult`.
     :raises ValueError: before any simulation, on unknown model/engine, bad counts, an
         engine/guide mismatch, NUTS budgets too small for L, unknown ``var_names``, or a
-        checkpoint folder holding a run with other settings.
+        checkpoint folder holding a run with other settings (options, data, model or
+        guide source, theta, package version); ``OutputFolderError`` (a ValueError):
+        ``checkpoint_dir`` is a file or not writable; ``DamagedFileError`` (a ValueError):
+        a checkpoint file cannot be read.
     :raises RuntimeError: an engine run failed (message names the simulation and seed).
     """
     check_seed(seed)
@@ -143,8 +147,10 @@ def sbc(
         "model": model_label, "data_sha1": data_hash(plan.posterior), "engine": plan.label,
         **plan.settings, "num_draws": int(num_draws), "thin": thin if thin == "ess" else int(thin),
         "seed": int(seed), "quick": bool(quick), "sites": sorted(rankable),
-        "batch_size": int(batch_size),
+        "batch_size": int(batch_size), **source_settings(plan.posterior),
     }, default=str))
+    if directory is not None:
+        check_writable(directory)
     prepare_checkpoint(directory, settings, resume)
 
     names = list(flat_values({k: np.zeros((1, *s)) for k, s in rankable.items()}))
