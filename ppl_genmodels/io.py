@@ -172,7 +172,8 @@ def load_torch(path: str | Path, required: tuple[str, ...] = ()):
 
 def check_writable(folder: str | Path) -> Path:
     """Create ``folder`` (and parents) and write and remove a probe file in it, so that a
-    read-only or misplaced output folder is found before any work is done.
+    read-only or misplaced output folder is found before any work is done; folders this
+    made are removed again (the first real write recreates them).
 
     :returns: the folder as a ``Path``.
     :raises OutputFolderError: naming the folder (it is a file, or cannot be created or
@@ -182,6 +183,7 @@ def check_writable(folder: str | Path) -> Path:
     if folder.exists() and not folder.is_dir():
         raise OutputFolderError(f"output folder {folder} is an existing file, not a folder; "
                                 "choose another --out")
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=folder)
@@ -191,6 +193,12 @@ def check_writable(folder: str | Path) -> Path:
         raise OutputFolderError(f"cannot write into output folder {folder} "
                                 f"({exc.strerror or exc}); choose another --out or fix its "
                                 "permissions") from exc
+    finally:
+        # Leave no trace: folders made for the probe go again (the first write makes them
+        # anew), so a run that fails before writing anything leaves the disk as it was.
+        for path in created:
+            with contextlib.suppress(OSError):
+                path.rmdir()
     return folder
 
 

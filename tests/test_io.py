@@ -75,7 +75,10 @@ def test_manifest_entries_outside_the_folder_are_ignored(tmp_path):
 
 
 def test_check_writable_names_the_folder(tmp_path):
-    assert check_writable(tmp_path / "new" / "deep").is_dir()
+    assert check_writable(tmp_path / "new" / "deep") == tmp_path / "new" / "deep"
+    assert not (tmp_path / "new").exists()  # folders made for the probe are removed again
+    (tmp_path / "kept").mkdir()
+    assert check_writable(tmp_path / "kept").is_dir()  # an existing folder stays
     a_file = tmp_path / "f"
     a_file.write_text("x")
     with pytest.raises(OutputFolderError, match=f"{a_file} is an existing file"):
