@@ -20,13 +20,14 @@ from .importance import importance_diagnostics, importance_summary, psis_moments
 from .mcmc import (MIN_E_BFMI, MIN_ESS_PER_CHAIN, R_HAT_MAX, e_bfmi, mcmc_diagnostics,
                    mcmc_warnings, tree_depth_saturation)
 from .nested import nested_r_hat, nested_r_hat_table, superchain_ids
-from .summary import flat_draws, parameter_summary, run_attrs
+from .summary import convergence_summary, flat_draws, parameter_summary, run_attrs
 from .verdicts import (DIVERGENT_FRACTION_FAIL, K_HAT_GOOD, K_HAT_MAX, R_HAT_FAIL,
                       engine_diagnostics, engine_warnings, verdict, vi_warnings)
 
 __all__ = [
     "flat_draws",
     "parameter_summary",
+    "convergence_summary",
     "importance_summary",
     "importance_diagnostics",
     "psis_moments",

@@ -80,7 +80,7 @@ def nuts_image_table(per_image: list) -> pd.DataFrame:
     (:func:`ppl_genmodels.diagnostics.verdict` on that image's own run)."""
     rows = []
     for i, idata in enumerate(per_image):
-        summary = diagnostics.parameter_summary(idata)
+        summary = diagnostics.convergence_summary(idata)
         label, reason = diagnostics.verdict(idata, summary)
         rows.append({"image": i, "max_r_hat": float(summary["r_hat"].max()),
                      "min_ess_bulk": float(summary["ess_bulk"].min()),

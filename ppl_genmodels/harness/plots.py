@@ -132,11 +132,14 @@ def pair_overlay(comparison, engine: str, against: str = "nuts", max_params: int
     return fig
 
 
-def nuts_trace(idata, max_vars: int = 4):
-    """ArviZ trace plot with rank bars (Vehtari et al. 2021) of the first latent variables."""
+def nuts_trace(idata, max_params: int = 6):
+    """ArviZ trace plot with rank bars (Vehtari et al. 2021) of the first ``max_params``
+    scalar parameters (as ArviZ labels them: ``theta[0]``, ``z[0, 3]``)."""
     az = _arviz.plots()
-    names = list(idata.posterior.data_vars)[:max_vars]
-    axes = az.plot_trace(idata, var_names=names, kind="rank_bars", compact=True)
+    flat = diagnostics.flat_draws(idata)
+    names = list(flat)[:max_params]
+    scalars = _arviz.from_dict(posterior={p: flat[p] for p in names})
+    axes = az.plot_trace(scalars, kind="rank_bars", compact=True)
     fig = axes.ravel()[0].figure
     fig.suptitle("NUTS: marginal densities per chain (left) and rank bars (right)")
     fig.tight_layout()

@@ -50,8 +50,9 @@ def pointwise_log_likelihood(
     :param sites: the posterior's :class:`~ppl_genmodels.posterior.SiteInfo`.
     :param draws: latent site -> ``(chain, draw, *site_shape)`` constrained values.
     :returns: observed site -> ``(chain, draw, *batch_shape)`` float64 (nats), or ``None``
-        when the model has no observed site, has enumerated sites, or its likelihood could
-        not be evaluated at the draws (logged).
+        when the model has no observed site, has enumerated sites, has a single pointwise
+        term in all (one observation: leave-one-out has nothing to leave out), or its
+        likelihood could not be evaluated at the draws (logged).
     """
     if not sites.observed or sites.enumerated or not sites.latent:
         return None
@@ -64,6 +65,15 @@ def pointwise_log_likelihood(
     flat = {k: torch.as_tensor(np.asarray(draws[k]).reshape(n, *shape), dtype=dtype, device=device)
             for k, shape in sites.latent.items()}
     observed = list(sites.observed)
+    try:
+        with torch.no_grad():
+            first_terms = _site_log_likelihood(model, data, observed,
+                                               {k: v[0] for k, v in flat.items()})
+    except Exception as err:  # noqa: BLE001
+        log.warning("pointwise log-likelihood not recorded: %s", err)
+        return None
+    if sum(v.numel() for v in first_terms.values()) < 2:
+        return None  # one term (e.g. one image with its pixels as an event): nothing to leave out
     try:
         with torch.no_grad():
             result = _vmapped(model, data, observed, flat, n)
