@@ -62,6 +62,8 @@ _M = "ppl_genmodels.models."
 MODELS = _models(
     ModelInfo("eight_schools", "Rubin's eight schools, non-centred; posteriordb reference",
               _M + "eight_schools", default=True),
+    ModelInfo("eight_schools_centered", "Rubin's eight schools, centred (a funnel in tau, theta); "
+              "posteriordb reference", _M + "eight_schools_centered"),
     ModelInfo("normal_normal", "conjugate Gaussian mean (D=2, N=20); closed-form posterior",
               _M + "normal_normal"),
     ModelInfo("vae_mnist", "VAE (50-d latents, MLP 2x200) trained on binarized MNIST, packaged; "
