@@ -207,6 +207,9 @@ def _add_image_parsers(sub) -> None:
     tr.add_argument("--lr", default=1e-3, type=float, help="Adam learning rate")
     tr.add_argument("--latent-dim", default=None, type=int, help="vae: latent size (default 50)")
     tr.add_argument("--arch", default=None, choices=("mlp", "conv"), help="vae: architecture")
+    tr.add_argument("--guide", default=None, choices=("ffg", "iaf", "spline"),
+                    help="vae: encoder family: ffg (default), iaf or spline (conditional flows)")
+    tr.add_argument("--num-flows", default=None, type=int, help="vae with a flow guide: layers (default 2)")
     tr.add_argument("--layers", default=None,
                     help="sbn: comma-separated binary layer sizes, bottom up (default 200,200)")
     tr.add_argument("--insomnia", default=1.0, type=float,
@@ -239,7 +242,8 @@ def _train(args) -> int:
     torch.set_num_threads(args.threads)
     model_kwargs = {}
     if args.model == "vae":
-        model_kwargs.update({k: v for k, v in (("latent_dim", args.latent_dim), ("arch", args.arch))
+        model_kwargs.update({k: v for k, v in (("latent_dim", args.latent_dim), ("arch", args.arch),
+                                               ("guide", args.guide), ("num_flows", args.num_flows))
                              if v is not None})
     elif args.layers:
         model_kwargs["layers"] = [int(h) for h in args.layers.split(",")]

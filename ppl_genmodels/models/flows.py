@@ -6,7 +6,7 @@ unconstrained latent vector of size D (``pyro.infer.autoguide``):
 - ``ffg``: ``AutoDiagonalNormal``, the fully factorized Gaussian (mean field);
 - ``iaf``: ``AutoNormalizingFlow`` with base N(0, I_D) pushed through ``num_flows`` inverse
   autoregressive flows (``T.affine_autoregressive``; Kingma et al. 2016), a permutation
-  between them, and a final learnable element-wise affine map (``T.AffineTransform`` with
+  each with its own variable order, and a final learnable element-wise affine map (``T.AffineTransform`` with
   ``loc``/``log_scale`` parameters), so the flow starts at a mean-field Gaussian;
 - ``spline``: the same with monotone rational-quadratic autoregressive splines
   (``T.spline_autoregressive``; Durkan et al. 2019, "Neural spline flows") in place of IAF.
@@ -87,7 +87,11 @@ class FlowGuide(_KeepModel, AutoNormalizingFlow):
 def flow_transforms(kind: str, dim: int, num_flows: int = 2, hidden: int | None = None,
                     context_dim: int | None = None, count_bins: int = 8,
                     bound: float = 5.0) -> list:
-    """``num_flows`` Pyro flow layers on ``(..., dim)`` vectors, with fixed permutations between.
+    """``num_flows`` Pyro flow layers on ``(..., dim)`` vectors.
+
+    Each layer's MADE conditioner (``pyro.nn.AutoRegressiveNN``) draws its own random
+    variable order from torch's RNG (a buffer, saved in ``state_dict``), so stacked layers
+    use different autoregressive orders without explicit ``T.Permute`` layers.
 
     :param kind: ``"iaf"`` (``T.affine_autoregressive``, IAF direction: sampling and the
         density of a sample each take one network pass) or ``"spline"``
@@ -98,8 +102,8 @@ def flow_transforms(kind: str, dim: int, num_flows: int = 2, hidden: int | None 
     :param context_dim: given: the conditional variants (``T.conditional_affine_autoregressive``,
         ``T.conditional_spline_autoregressive``), to be ``.condition(context)``-ed with a
         ``(..., context_dim)`` tensor (Kingma et al. 2016's IAF with context h).
-    :returns: a list of transforms (``TransformModule`` / ``ConditionalTransformModule``
-        and ``T.Permute``), each ``nn.Module``.
+    :returns: a list of ``num_flows`` transforms (``TransformModule`` or
+        ``ConditionalTransformModule``), each an ``nn.Module``.
     :raises ValueError: unknown ``kind``, ``dim < 1`` or ``num_flows < 1``.
     """
     if kind not in FLOW_FAMILIES:
@@ -108,8 +112,7 @@ def flow_transforms(kind: str, dim: int, num_flows: int = 2, hidden: int | None 
         raise ValueError(f"flows need dim >= 1 and num_flows >= 1 (got {dim}, {num_flows})")
     hidden_dims = [hidden or max(32, 4 * dim)] * 2
     layers = []
-    generator = torch.Generator().manual_seed(dim)  # the permutations are part of the family
-    for i in range(num_flows):
+    for _ in range(num_flows):
         if kind == "iaf":
             if context_dim is None:
                 layer = T.affine_autoregressive(dim, hidden_dims=hidden_dims)
@@ -122,8 +125,6 @@ def flow_transforms(kind: str, dim: int, num_flows: int = 2, hidden: int | None 
             layer = T.conditional_spline_autoregressive(dim, context_dim, hidden_dims=hidden_dims,
                                                         count_bins=count_bins, bound=bound)
         layers.append(layer)
-        if i < num_flows - 1 and dim > 1:
-            layers.append(T.Permute(torch.randperm(dim, generator=generator)))
     return layers
 
 
