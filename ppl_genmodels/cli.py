@@ -1,4 +1,4 @@
-"""Command line: ``ppl-genmodels list``, ``compare``, ``sbc``, ``train`` and ``evaluate``."""
+"""Command line: ``ppl-genmodels list``, ``compare``, ``guides``, ``gaps``, ``sbc``, ``train`` and ``evaluate``."""
 
 from __future__ import annotations
 
@@ -42,9 +42,45 @@ def _parser() -> argparse.ArgumentParser:
                       help="with --checkpoint: number of test images (default 4)")
     cmp_.add_argument("--num-samples", type=int, default=5000,
                       help="with --checkpoint: importance samples per image (default 5000)")
+    cmp_.add_argument("--guide", default=None, choices=("ffg", "iaf", "spline"),
+                      help="replace the model's guide by a per-posterior autoguide of this family "
+                           "(ffg: AutoDiagonalNormal; iaf/spline: AutoNormalizingFlow)")
+    gd = sub.add_parser("guides", help="PSIS k-hat and reference checks of ffg / iaf / spline "
+                                       "guides on the toy posteriors")
+    gd.add_argument("models", nargs="*", default=None, metavar="MODEL",
+                    help="default: neals_funnel banana eight_schools_centered eight_schools")
+    gd.add_argument("--guides", default="ffg,iaf,spline", help="comma-separated families")
+    gd.add_argument("--steps", default=None, type=int, help="SVI steps (default 3000; --quick 300)")
+    gd.add_argument("--quick", action="store_true", help="small budgets (a smoke test)")
+    gd.add_argument("--seed", default=0, type=int)
+    gd.add_argument("--out", default=None, type=Path, help="also write the table as CSV here")
     _add_sbc_parser(sub)
     _add_image_parsers(sub)
     return parser
+
+
+def _guides(args) -> int:
+    import torch
+
+    from .harness.guide_table import TOY_MODELS, guide_table, k_hat_pivot
+
+    torch.set_num_threads(1)
+    logging.getLogger("pyro").setLevel(logging.WARNING)
+    models = args.models or list(TOY_MODELS)
+    kwargs = {"num_steps": args.steps} if args.steps else {}
+    try:
+        table = guide_table(models, [g.strip() for g in args.guides.split(",")], quick=args.quick,
+                            seed=args.seed, **kwargs)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    print("\nPSIS k-hat (Yao et al. 2018: > 0.7 unreliable); flow_fixes: a flow < 0.7 where ffg > 0.7")
+    print(k_hat_pivot(table).to_string(float_format=lambda v: f"{v:.2f}"))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.out)
+    return 0
 
 
 def _list() -> int:
@@ -99,7 +135,11 @@ def _compare(args) -> int:
             continue
         try:
             posterior = spec.posterior(quick=args.quick, seed=args.seed)
-        except ValueError as exc:  # e.g. vae/sbn without --checkpoint
+            if args.guide:
+                from .models.flows import with_guide
+
+                posterior = with_guide(posterior, args.guide)
+        except ValueError as exc:  # e.g. vae/sbn without --checkpoint; discrete latents
             print(f"error: {name}: {exc}", file=sys.stderr)
             return 2
         comparison = compare(
@@ -350,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
         return _list()
     if args.command == "sbc":
         return _sbc(args)
+    if args.command == "guides":
+        return _guides(args)
     if args.command == "train":
         return _train(args)
     if args.command == "evaluate":
