@@ -54,9 +54,53 @@ def _parser() -> argparse.ArgumentParser:
     gd.add_argument("--quick", action="store_true", help="small budgets (a smoke test)")
     gd.add_argument("--seed", default=0, type=int)
     gd.add_argument("--out", default=None, type=Path, help="also write the table as CSV here")
+    gp = sub.add_parser("gaps", help="approximation and amortization gaps per guide family "
+                                     "(Cremer et al. 2018 Table 2) of trained vae runs")
+    gp.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                    help="`ppl-genmodels train vae` run folders; `vae_mnist` = the packaged run")
+    gp.add_argument("--families", default="ffg,iaf", help="refit families (default ffg,iaf)")
+    gp.add_argument("--images", default=100, type=int, help="packaged binarized MNIST test images")
+    gp.add_argument("--refit-steps", default=500, type=int, help="SVI steps per refit")
+    gp.add_argument("--num-samples", default=1000, type=int, help="importance samples per image")
+    gp.add_argument("--seed", default=0, type=int)
+    gp.add_argument("--out", default=None, type=Path, help="write gaps.md and per-image CSVs here")
     _add_sbc_parser(sub)
     _add_image_parsers(sub)
     return parser
+
+
+def _gaps(args) -> int:
+    import torch
+
+    from .harness.gaps import gap_table, inference_gaps
+    from .models.vae_mnist import packaged_checkpoint_dir, packaged_mnist_images
+
+    torch.set_num_threads(1)
+    logging.getLogger("pyro").setLevel(logging.WARNING)
+    x = packaged_mnist_images(args.images)[0]
+    results = []
+    try:
+        for run in args.runs:
+            label = "vae_mnist (packaged)" if run == "vae_mnist" else None
+            path = packaged_checkpoint_dir() if run == "vae_mnist" else Path(run)
+            result = inference_gaps(path, x, families=args.families.split(","), seed=args.seed,
+                                    refit_steps=args.refit_steps, num_samples=args.num_samples)
+            if label:
+                result.label = f"{label} ({result.family} encoder)"
+            results.append(result)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    table = gap_table(results).to_markdown()
+    note = (f"{args.images} packaged binarized MNIST test images; nats per image, mean ± se over "
+            f"images (paired); IW bound S={args.num_samples}; refits {args.refit_steps} SVI steps.")
+    print(table + "\n\n" + note)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "gaps.md").write_text(table + "\n\n" + note + "\n")
+        for i, r in enumerate(results):
+            r.per_image.to_csv(args.out / f"per_image_{i}.csv", index=False)
+    return 0
 
 
 def _guides(args) -> int:
@@ -390,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
         return _list()
     if args.command == "sbc":
         return _sbc(args)
+    if args.command == "gaps":
+        return _gaps(args)
     if args.command == "guides":
         return _guides(args)
     if args.command == "train":

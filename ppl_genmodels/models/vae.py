@@ -183,6 +183,9 @@ def local_guide(encoder: Encoder, x: torch.Tensor, family: str | None = None) ->
 
         return local_flow_guide(encoder, x, family)
     with torch.no_grad():
+        if hasattr(encoder, "distribution"):  # a flow encoder: start at its q's moments
+            draws = encoder.distribution(x).sample((256,))
+            return LocalGaussianGuide(draws.mean(0), draws.std(0))
         return LocalGaussianGuide(*encoder.params(x))
 
 
