@@ -25,7 +25,8 @@ import pyro
 import pyro.optim
 import torch
 
-from ppl_genmodels.models import neals_funnel, vae
+from ppl_genmodels.models import neals_funnel
+from ppl_genmodels.models import vae_flows as vae
 from ppl_genmodels.models.flows import auto_guide
 from ppl_genmodels.models.vae_mnist import packaged_mnist_images
 

@@ -130,25 +130,16 @@ class VAE(nn.Module):
         return torch.sigmoid(self.decoder(encoder.params(x)[0]))
 
 
-def build(pixels: int, latent_dim: int = 50, hidden: int = 200, arch: str = "mlp",
-          guide: str = "ffg", num_flows: int = 2):
+def build(pixels: int, latent_dim: int = 50, hidden: int = 200, arch: str = "mlp"):
     """``(generative module, encoder)`` for ``pixels``-pixel images.
 
-    :param guide: the encoder's family: ``"ffg"`` (:class:`Encoder`) or ``"iaf"`` /
-        ``"spline"`` (:class:`~.vae_flows.FlowEncoder` with ``num_flows`` conditional flows).
-    :raises ValueError: unknown ``arch`` or ``guide``, non-positive sizes, or conv on a
-        non-square image.
+    :raises ValueError: unknown ``arch``, non-positive sizes, or conv on a non-square image.
     """
     if arch not in ARCHS:
         raise ValueError(f"vae: arch must be one of {ARCHS}, got {arch!r}")
     if min(pixels, latent_dim, hidden) < 1:
         raise ValueError(f"vae: sizes must be positive (pixels={pixels}, latent_dim={latent_dim}, "
                          f"hidden={hidden})")
-    if guide != "ffg":
-        from .vae_flows import FlowEncoder
-
-        return VAE(latent_dim, pixels, hidden, arch), FlowEncoder(latent_dim, pixels, hidden, arch,
-                                                                  guide, num_flows)
     return VAE(latent_dim, pixels, hidden, arch), Encoder(latent_dim, pixels, hidden, arch)
 
 
@@ -170,22 +161,10 @@ class LocalGaussianGuide(nn.Module):
             pyro.sample("z", dist.Normal(self.loc, nn.functional.softplus(self.raw_scale)).to_event(1))
 
 
-def local_guide(encoder: Encoder, x: torch.Tensor, family: str | None = None) -> nn.Module:
+def local_guide(encoder: Encoder, x: torch.Tensor) -> LocalGaussianGuide:
     """The per-image (non-amortized) guide family, initialised at ``encoder``'s q(z | x) for
-    the images ``x`` ``(B, D)``: the refit q* of Cremer, Li & Duvenaud (2018).
-
-    :param family: ``"ffg"`` (:class:`LocalGaussianGuide`), ``"iaf"`` or ``"spline"``
-        (:func:`~.vae_flows.local_flow_guide`); default: the encoder's own family.
-    """
-    family = family or getattr(encoder, "kind", "ffg")
-    if family != "ffg":
-        from .vae_flows import local_flow_guide
-
-        return local_flow_guide(encoder, x, family)
+    the images ``x`` ``(B, D)``: the refit q* of Cremer, Li & Duvenaud (2018)."""
     with torch.no_grad():
-        if hasattr(encoder, "distribution"):  # a flow encoder: start at its q's moments
-            draws = encoder.distribution(x).sample((256,))
-            return LocalGaussianGuide(draws.mean(0), draws.std(0))
         return LocalGaussianGuide(*encoder.params(x))
 
 

@@ -19,6 +19,9 @@ which are shared by the images of the batch (initialised at the encoder's flows;
 FFG encoder, fresh flows whose last layer is zeroed so that they start at the identity).
 Sharing the flow weights keeps the refit cheap; each image's ELBO is still an ELBO of that
 image, so the approximation gap it gives is an upper bound on that of the family.
+
+This module is the registry's ``vae`` model module: it re-exports :mod:`.vae` and adds the
+``guide=`` choice to :func:`build` and the ``family=`` choice to :func:`local_guide`.
 """
 
 from __future__ import annotations
@@ -32,8 +35,11 @@ from torch import nn
 
 from . import vae
 from .flows import FLOW_FAMILIES, flow_transforms
+from .vae import ARCHS, REPARAMETERIZED, VAE, Encoder, LocalGaussianGuide, engine_config, reference
 
-__all__ = ["FlowEncoder", "LocalFlowGuide", "flow_distribution", "local_flow_guide"]
+__all__ = ["FlowEncoder", "LocalFlowGuide", "flow_distribution", "local_flow_guide", "build",
+           "local_guide", "ARCHS", "REPARAMETERIZED", "VAE", "Encoder", "LocalGaussianGuide",
+           "engine_config", "reference"]
 
 
 def flow_distribution(loc, scale, context, flows) -> dist.TransformedDistribution:
@@ -142,3 +148,36 @@ def local_flow_guide(encoder: nn.Module, x: torch.Tensor, kind: str | None = Non
                                               context_dim=latent))
         _zero_last_layers(flows)
         return LocalFlowGuide(loc, scale, torch.zeros_like(loc), flows)
+
+
+def build(pixels: int, latent_dim: int = 50, hidden: int = 200, arch: str = "mlp",
+          guide: str = "ffg", num_flows: int = 2):
+    """``(generative module, encoder)`` for ``pixels``-pixel images (``vae.build`` plus ``guide``).
+
+    :param guide: the encoder's family: ``"ffg"`` (:class:`~.vae.Encoder`) or ``"iaf"`` /
+        ``"spline"`` (:class:`FlowEncoder` with ``num_flows`` conditional flows).
+    :raises ValueError: unknown ``arch`` or ``guide``, non-positive sizes, or conv on a
+        non-square image.
+    """
+    model, encoder = vae.build(pixels, latent_dim, hidden, arch)
+    if guide == "ffg":
+        return model, encoder
+    return model, FlowEncoder(latent_dim, pixels, hidden, arch, guide, num_flows)
+
+
+def local_guide(encoder: nn.Module, x: torch.Tensor, family: str | None = None) -> nn.Module:
+    """The per-image (non-amortized) guide of ``family`` for images ``x`` ``(B, D)``, initialised
+    at ``encoder``'s q(z | x): the refit q* of Cremer, Li & Duvenaud (2018).
+
+    :param family: ``"ffg"`` (:class:`~.vae.LocalGaussianGuide`; from a flow encoder it starts
+        at the mean and sd of 256 draws of its q), ``"iaf"`` or ``"spline"``
+        (:func:`local_flow_guide`); default: the encoder's own family.
+    """
+    family = family or getattr(encoder, "kind", "ffg")
+    if family != "ffg":
+        return local_flow_guide(encoder, x, family)
+    if isinstance(encoder, FlowEncoder):
+        with torch.no_grad():
+            draws = encoder.distribution(x).sample((256,))
+            return LocalGaussianGuide(draws.mean(0), draws.std(0))
+    return vae.local_guide(encoder, x)
