@@ -1,4 +1,4 @@
-"""Command line: ``ppl-genmodels list``, ``compare``, ``sbc``, ``train`` and ``evaluate``."""
+"""Command line: ``ppl-genmodels list``, ``compare``, ``guides``, ``gaps``, ``sbc``, ``train`` and ``evaluate``."""
 
 from __future__ import annotations
 
@@ -44,9 +44,89 @@ def _parser() -> argparse.ArgumentParser:
                       help="with --checkpoint: number of test images (default 4)")
     cmp_.add_argument("--num-samples", type=_POSITIVE, default=5000,
                       help="with --checkpoint: importance samples per image (default 5000)")
+    cmp_.add_argument("--guide", default=None, choices=("ffg", "iaf", "spline"),
+                      help="replace the model's guide by a per-posterior autoguide of this family "
+                           "(ffg: AutoDiagonalNormal; iaf/spline: AutoNormalizingFlow)")
+    gd = sub.add_parser("guides", help="PSIS k-hat and reference checks of ffg / iaf / spline "
+                                       "guides on the toy posteriors")
+    gd.add_argument("models", nargs="*", default=None, metavar="MODEL",
+                    help="default: neals_funnel banana eight_schools_centered eight_schools")
+    gd.add_argument("--guides", default="ffg,iaf,spline", help="comma-separated families")
+    gd.add_argument("--steps", default=None, type=_POSITIVE, help="SVI steps (default 3000; --quick 300)")
+    gd.add_argument("--quick", action="store_true", help="small budgets (a smoke test)")
+    gd.add_argument("--seed", default=0, type=_SEED)
+    gd.add_argument("--out", default=None, type=Path, help="also write the table as CSV here")
+    gp = sub.add_parser("gaps", help="approximation and amortization gaps per guide family "
+                                     "(Cremer et al. 2018 Table 2) of trained vae runs")
+    gp.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                    help="`ppl-genmodels train vae` run folders; `vae_mnist` = the packaged run")
+    gp.add_argument("--families", default="ffg,iaf", help="refit families (default ffg,iaf)")
+    gp.add_argument("--images", default=100, type=_POSITIVE, help="packaged binarized MNIST test images")
+    gp.add_argument("--refit-steps", default=500, type=_POSITIVE, help="SVI steps per refit")
+    gp.add_argument("--num-samples", default=1000, type=_POSITIVE, help="importance samples per image")
+    gp.add_argument("--seed", default=0, type=_SEED)
+    gp.add_argument("--out", default=None, type=Path, help="write gaps.md and per-image CSVs here")
     _add_sbc_parser(sub)
     _add_image_parsers(sub)
     return parser
+
+
+def _gaps(args) -> int:
+    import torch
+
+    from .harness.gaps import gap_table, inference_gaps
+    from .models.vae_mnist import packaged_checkpoint_dir, packaged_mnist_images
+
+    torch.set_num_threads(1)
+    logging.getLogger("pyro").setLevel(logging.WARNING)
+    x = packaged_mnist_images(args.images)[0]
+    results = []
+    try:
+        for run in args.runs:
+            label = "vae_mnist (packaged)" if run == "vae_mnist" else None
+            path = packaged_checkpoint_dir() if run == "vae_mnist" else Path(run)
+            result = inference_gaps(path, x, families=args.families.split(","), seed=args.seed,
+                                    refit_steps=args.refit_steps, num_samples=args.num_samples)
+            if label:
+                result.label = f"{label} ({result.family} encoder)"
+            results.append(result)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    table = gap_table(results).to_markdown()
+    note = (f"{args.images} packaged binarized MNIST test images; nats per image, mean ± se over "
+            f"images (paired); IW bound S={args.num_samples}; refits {args.refit_steps} SVI steps.")
+    print(table + "\n\n" + note)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "gaps.md").write_text(table + "\n\n" + note + "\n")
+        for i, r in enumerate(results):
+            r.per_image.to_csv(args.out / f"per_image_{i}.csv", index=False)
+    return 0
+
+
+def _guides(args) -> int:
+    import torch
+
+    from .harness.guide_table import TOY_MODELS, guide_table, k_hat_pivot
+
+    torch.set_num_threads(1)
+    logging.getLogger("pyro").setLevel(logging.WARNING)
+    models = args.models or list(TOY_MODELS)
+    kwargs = {"num_steps": args.steps} if args.steps else {}
+    try:
+        table = guide_table(models, [g.strip() for g in args.guides.split(",")], quick=args.quick,
+                            seed=args.seed, **kwargs)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    print("\nPSIS k-hat (Yao et al. 2018: > 0.7 unreliable); flow_fixes: a flow < 0.7 where ffg > 0.7")
+    print(k_hat_pivot(table).to_string(float_format=lambda v: f"{v:.2f}"))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.out)
+    return 0
 
 
 def _list() -> int:
@@ -120,7 +200,11 @@ def _compare_models(args, engines, out: Path) -> int:
             continue
         try:
             posterior = spec.posterior(quick=args.quick, seed=args.seed)
-        except ValueError as exc:  # e.g. vae/sbn without --checkpoint
+            if args.guide:
+                from .models.flows import with_guide
+
+                posterior = with_guide(posterior, args.guide)
+        except ValueError as exc:  # e.g. vae/sbn without --checkpoint; discrete latents
             print(f"error: {name}: {exc}", file=sys.stderr)
             return 2
         comparison = compare(
@@ -233,6 +317,9 @@ def _add_image_parsers(sub) -> None:
     tr.add_argument("--lr", default=1e-3, type=_POSITIVE_FLOAT, help="Adam learning rate")
     tr.add_argument("--latent-dim", default=None, type=_POSITIVE, help="vae: latent size (default 50)")
     tr.add_argument("--arch", default=None, choices=("mlp", "conv"), help="vae: architecture")
+    tr.add_argument("--guide", default=None, choices=("ffg", "iaf", "spline"),
+                    help="vae: encoder family: ffg (default), iaf or spline (conditional flows)")
+    tr.add_argument("--num-flows", default=None, type=_POSITIVE, help="vae with a flow guide: layers (default 2)")
     tr.add_argument("--layers", default=None,
                     help="sbn: comma-separated binary layer sizes, bottom up (default 200,200)")
     tr.add_argument("--insomnia", default=1.0, type=_UNIT,
@@ -265,7 +352,8 @@ def _train(args) -> int:
     torch.set_num_threads(args.threads)
     model_kwargs = {}
     if args.model == "vae":
-        model_kwargs.update({k: v for k, v in (("latent_dim", args.latent_dim), ("arch", args.arch))
+        model_kwargs.update({k: v for k, v in (("latent_dim", args.latent_dim), ("arch", args.arch),
+                                               ("guide", args.guide), ("num_flows", args.num_flows))
                              if v is not None})
     elif args.layers:
         model_kwargs["layers"] = [int(h) for h in args.layers.split(",")]
@@ -382,7 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "list":
         return _list()
-    commands = {"sbc": _sbc, "train": _train, "evaluate": _evaluate, "compare": _compare}
+    commands = {"sbc": _sbc, "train": _train, "evaluate": _evaluate, "compare": _compare,
+                "gaps": _gaps, "guides": _guides}
     command = commands[args.command]
     if getattr(args, "checkpoint", None) is not None:
         command = _compare_checkpoint

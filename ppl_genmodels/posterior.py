@@ -321,8 +321,11 @@ def _site_info(trace) -> SiteInfo:
 
 
 def _match_guide(info: SiteInfo, model_trace, guide_trace) -> None:
+    # Auxiliary sites (e.g. the joint latent vector of a Pyro autoguide, marked
+    # ``infer={'is_auxiliary': True}``) have no model counterpart.
     guide_sites = {
-        name: site for name, site in _sample_sites(guide_trace) if not site["is_observed"]
+        name: site for name, site in _sample_sites(guide_trace)
+        if not site["is_observed"] and not site["infer"].get("is_auxiliary")
     }
     for name in guide_sites:
         if name not in info.latent:

@@ -62,6 +62,8 @@ _M = "ppl_genmodels.models."
 MODELS = _models(
     ModelInfo("eight_schools", "Rubin's eight schools, non-centred; posteriordb reference",
               _M + "eight_schools", default=True),
+    ModelInfo("eight_schools_centered", "Rubin's eight schools, centred (a funnel in tau, theta); "
+              "posteriordb reference", _M + "eight_schools_centered"),
     ModelInfo("normal_normal", "conjugate Gaussian mean (D=2, N=20); closed-form posterior",
               _M + "normal_normal"),
     ModelInfo("vae_mnist", "VAE (50-d latents, MLP 2x200) trained on binarized MNIST, packaged; "
@@ -71,7 +73,7 @@ MODELS = _models(
     ModelInfo("vae_digits", "VAE (2-d latent, Bernoulli decoder) on binarized 8x8 digits; theta "
               "learned, then frozen", "ppl_genmodels.learning.vae_digits"),
     ModelInfo("vae", "VAE (Gaussian latents, Bernoulli pixels), MLP 2x200 tanh or conv; needs "
-              "--checkpoint", _M + "vae", trainable=True),
+              "--checkpoint", _M + "vae_flows", trainable=True),
     ModelInfo("sbn", "sigmoid belief net (binary layers 200-200) with Bernoulli encoder; needs "
               "--checkpoint", _M + "sbn", trainable=True),
     ModelInfo("kidiq", "Gelman & Hill child IQ regression (N=434, correlated beta); posteriordb "

@@ -1,0 +1,174 @@
+"""Guide families built from Pyro's own normalizing flows: ``ffg``, ``iaf``, ``spline``.
+
+Per-posterior guides (one posterior, no amortization) are Pyro autoguides over the model's
+unconstrained latent vector of size D (``pyro.infer.autoguide``):
+
+- ``ffg``: ``AutoDiagonalNormal``, the fully factorized Gaussian (mean field);
+- ``iaf``: ``AutoNormalizingFlow`` with base N(0, I_D) pushed through ``num_flows`` inverse
+  autoregressive flows (``T.affine_autoregressive``; Kingma et al. 2016), a permutation
+  each with its own variable order, and a final learnable element-wise affine map (``T.AffineTransform`` with
+  ``loc``/``log_scale`` parameters), so the flow starts at a mean-field Gaussian;
+- ``spline``: the same with monotone rational-quadratic autoregressive splines
+  (``T.spline_autoregressive``; Durkan et al. 2019, "Neural spline flows") in place of IAF.
+
+These guides sample an auxiliary site (``infer={'is_auxiliary': True}``) holding the whole
+latent vector and then each model site as a ``Delta`` with the log-Jacobian of the
+constraint, so log q(z) of a trace is the sum over its sites, as
+``pyro.infer.importance.vectorized_importance_weights`` and the ELBOs compute it.
+
+Amortized flow encoders (conditional flows whose context an encoder outputs) are in
+:mod:`ppl_genmodels.models.vae_flows`; :func:`flow_transforms` builds both kinds.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import pyro.distributions as dist
+import pyro.distributions.transforms as T
+import torch
+from pyro.infer.autoguide import AutoDiagonalNormal, AutoNormalizingFlow
+from torch import nn
+
+__all__ = ["GUIDE_FAMILIES", "FLOW_FAMILIES", "ElementwiseAffine", "FFGGuide", "FlowGuide", "flow_transforms",
+           "auto_guide", "with_guide"]
+
+GUIDE_FAMILIES = ("ffg", "iaf", "spline")
+"""Guide families by name: fully factorized Gaussian, IAF, neural spline flow."""
+FLOW_FAMILIES = ("iaf", "spline")
+
+
+class ElementwiseAffine(dist.TransformModule):
+    """y = loc + exp(log_scale) * x, element-wise over the last dim (``(..., D)``); learnable.
+
+    The last layer of a per-posterior flow: it sets each coordinate's location and scale so
+    that the flow layers before it only need to shape the standardized density.
+    """
+
+    domain = dist.constraints.real_vector
+    codomain = dist.constraints.real_vector
+    bijective = True
+
+    def __init__(self, dim: int, init_scale: float = 1.0):
+        super().__init__(cache_size=1)
+        self.loc = nn.Parameter(torch.zeros(dim))
+        self.log_scale = nn.Parameter(torch.full((dim,), float(torch.log(torch.tensor(init_scale)))))
+
+    def _call(self, x):
+        return self.loc + self.log_scale.exp() * x
+
+    def _inverse(self, y):
+        return (y - self.loc) * torch.exp(-self.log_scale)
+
+    def log_abs_det_jacobian(self, x, y):
+        return self.log_scale.expand(x.shape).sum(-1)
+
+
+class _KeepModel:
+    """Pyro's ``AutoGuide.__getstate__`` drops (and clears, on the original too) the model
+    reference, so a deep copy -- which :class:`~ppl_genmodels.Posterior` makes of every Module
+    guide per engine -- could not set itself up. Keep it in both."""
+
+    def __getstate__(self):
+        model = self._model
+        state = dict(super().__getstate__())
+        self._model = state["_model"] = model
+        return state
+
+
+class FFGGuide(_KeepModel, AutoDiagonalNormal):
+    """``AutoDiagonalNormal`` that survives ``copy.deepcopy``."""
+
+
+class FlowGuide(_KeepModel, AutoNormalizingFlow):
+    """``AutoNormalizingFlow`` that survives ``copy.deepcopy``."""
+
+
+def flow_transforms(kind: str, dim: int, num_flows: int = 2, hidden: int | None = None,
+                    context_dim: int | None = None, count_bins: int = 8,
+                    bound: float = 5.0) -> list:
+    """``num_flows`` Pyro flow layers on ``(..., dim)`` vectors.
+
+    Each layer's MADE conditioner (``pyro.nn.AutoRegressiveNN``) draws its own random
+    variable order from torch's RNG (a buffer, saved in ``state_dict``), so stacked layers
+    use different autoregressive orders without explicit ``T.Permute`` layers.
+
+    :param kind: ``"iaf"`` (``T.affine_autoregressive``, IAF direction: sampling and the
+        density of a sample each take one network pass) or ``"spline"``
+        (``T.spline_autoregressive``, linear rational splines on [-bound, bound], identity
+        outside).
+    :param hidden: units of each of the two hidden layers of the MADE conditioner
+        (default ``max(32, 4 * dim)``).
+    :param context_dim: given: the conditional variants (``T.conditional_affine_autoregressive``,
+        ``T.conditional_spline_autoregressive``), to be ``.condition(context)``-ed with a
+        ``(..., context_dim)`` tensor (Kingma et al. 2016's IAF with context h).
+    :returns: a list of ``num_flows`` transforms (``TransformModule`` or
+        ``ConditionalTransformModule``), each an ``nn.Module``.
+    :raises ValueError: unknown ``kind``, ``dim < 1`` or ``num_flows < 1``.
+    """
+    if kind not in FLOW_FAMILIES:
+        raise ValueError(f"flow kind must be one of {FLOW_FAMILIES}, got {kind!r}")
+    if dim < 1 or num_flows < 1:
+        raise ValueError(f"flows need dim >= 1 and num_flows >= 1 (got {dim}, {num_flows})")
+    hidden_dims = [hidden or max(32, 4 * dim)] * 2
+    layers = []
+    for _ in range(num_flows):
+        if kind == "iaf":
+            if context_dim is None:
+                layer = T.affine_autoregressive(dim, hidden_dims=hidden_dims)
+            else:
+                layer = T.conditional_affine_autoregressive(dim, context_dim, hidden_dims=hidden_dims)
+        elif context_dim is None:
+            layer = T.spline_autoregressive(dim, hidden_dims=hidden_dims, count_bins=count_bins,
+                                            bound=bound)
+        else:
+            layer = T.conditional_spline_autoregressive(dim, context_dim, hidden_dims=hidden_dims,
+                                                        count_bins=count_bins, bound=bound)
+        layers.append(layer)
+    return layers
+
+
+def _per_posterior_flow(dim: int, kind: str, num_flows: int, hidden: int | None,
+                        init_scale: float):
+    layers = flow_transforms(kind, dim, num_flows, hidden)
+    return T.ComposeTransformModule(layers + [ElementwiseAffine(dim, init_scale)])
+
+
+def auto_guide(model, kind: str = "iaf", num_flows: int = 2, hidden: int | None = None,
+               init_scale: float = 1.0):
+    """A per-posterior guide of family ``kind`` for ``model`` (continuous latents only).
+
+    :param model: the Pyro model (the guide traces it once, on its first call, to find the
+        latent sites and their constraints).
+    :param kind: ``"ffg"`` (``AutoDiagonalNormal``), ``"iaf"`` or ``"spline"``
+        (``AutoNormalizingFlow``; module docstring).
+    :param init_scale: initial scale of each unconstrained coordinate.
+    :returns: a ``pyro.infer.autoguide.AutoGuide`` (an ``nn.Module``); call it with the
+        model's arguments.
+    :raises ValueError: unknown ``kind``.
+    """
+    if kind not in GUIDE_FAMILIES:
+        raise ValueError(f"guide must be one of {GUIDE_FAMILIES}, got {kind!r}")
+    if kind == "ffg":
+        return FFGGuide(model, init_scale=init_scale)
+    return FlowGuide(model, partial(_per_posterior_flow, kind=kind, num_flows=num_flows,
+                                              hidden=hidden, init_scale=init_scale))
+
+
+def with_guide(posterior, kind: str, **kwargs):
+    """The same posterior (model, data, theta) with a fresh :func:`auto_guide` of ``kind``.
+
+    :param posterior: a :class:`~ppl_genmodels.Posterior` whose latents are continuous.
+    :returns: a new ``Posterior`` named ``"{name}"`` (the guide family is in its engines'
+        configs and the report, not in the name).
+    :raises ValueError: unknown ``kind``; a discrete latent site (autoguides need continuous
+        latents).
+    """
+    from ..posterior import Posterior
+
+    sites = posterior.validate()
+    if sites.discrete or sites.enumerated:
+        raise ValueError(f"{posterior.name}: guide {kind!r} needs continuous latents; discrete "
+                         f"sites {sorted(sites.discrete | set(sites.enumerated))}")
+    return Posterior(posterior.model, auto_guide(posterior.model, kind, **kwargs), posterior.data,
+                     params=posterior.params, name=posterior.name)
