@@ -38,3 +38,22 @@ def _print_fixed_theta(result) -> None:
     print(result.summary().to_string(float_format=lambda v: f"{v:.3f}"))
     print("\ngaps over images (nats):")
     print(result.gaps.describe().T.to_string(float_format=lambda v: f"{v:.3f}"))
+
+
+def _device_problem(device: str) -> str | None:
+    """What is wrong with ``--device`` (checked before any work), or ``None``."""
+    if device == "cpu":
+        return None
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        return "not a torch device (use cpu or cuda[:N])"
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        return "no CUDA device is available (torch.cuda.is_available() is False)"
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        return f"only {torch.cuda.device_count()} CUDA device(s)"
+    if dev.type not in ("cpu", "cuda"):
+        return f"device type {dev.type!r} is not supported (cpu or cuda)"
+    return None

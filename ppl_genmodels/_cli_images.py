@@ -10,7 +10,7 @@ from pathlib import Path
 from ._argtypes import _COUNT, _POSITIVE, _POSITIVE_FLOAT, _SEED, _UNIT
 from .io import recording
 from .models.registry import IMAGE_MODELS
-from ._cli_common import _prepare_out, _print_fixed_theta, _refuse_non_empty
+from ._cli_common import _device_problem, _prepare_out, _print_fixed_theta, _refuse_non_empty
 
 
 def _add_image_parsers(sub) -> None:
@@ -123,7 +123,8 @@ def _compare_packaged(spec, args, out: Path) -> Path:
     result = compare_fixed_theta(load_run(module.packaged_checkpoint_dir()), images=x,
                                  seed=args.seed, num_samples=module.NUM_SAMPLES,
                                  engine_config=spec.engine_config(args.quick),
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress,
+                                 device=None if args.device == "cpu" else args.device)
     report = result.save(out)
     _print_fixed_theta(result)
     print(f"\nreport: {report}", flush=True)
@@ -135,6 +136,10 @@ def _compare_checkpoint(args) -> int:
     if bad or len(args.models) != 1:
         print(f"error: --checkpoint compares one image model ({' or '.join(IMAGE_MODELS)}) at a "
               f"trained theta; got {args.models}", file=sys.stderr)
+        return 2
+    problem = _device_problem(args.device)
+    if problem:
+        print(f"error: --device {args.device}: {problem}", file=sys.stderr)
         return 2
     if _refuse_non_empty(args.out, args, "overwrite it", resume=False):
         return 2
@@ -156,7 +161,8 @@ def _compare_checkpoint_run(args) -> int:
         result = compare_fixed_theta(args.checkpoint, num_images=args.images, seed=args.seed,
                                      num_samples=args.num_samples,
                                      engine_config=get_model(args.models[0]).engine_config(args.quick),
-                                     progress=not args.no_progress)
+                                     progress=not args.no_progress,
+                                     device=None if args.device == "cpu" else args.device)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

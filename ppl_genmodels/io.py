@@ -216,6 +216,24 @@ def _read_manifest(root: Path) -> list[str]:
     return list(files)
 
 
+@contextlib.contextmanager
+def _folder_lock(root: Path) -> Iterator[None]:
+    """Exclusive ``flock`` on the folder itself, so that processes writing into one output
+    folder (``compare --jobs``) update its manifest one at a time (POSIX; elsewhere only
+    the thread lock applies)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def _record(target: Path) -> None:
     """List ``target`` in the manifest of the innermost active root holding it."""
     if not _roots or target.name == MANIFEST:
@@ -226,7 +244,7 @@ def _record(target: Path) -> None:
             rel = resolved.relative_to(root.resolve()).as_posix()
         except ValueError:
             continue
-        with _lock:
+        with _lock, _folder_lock(root):
             files = _read_manifest(root)
             if rel not in files:
                 write_text(root / MANIFEST, json.dumps({"files": files + [rel]}, indent=1))

@@ -187,7 +187,7 @@ def _khat_figure(per_image: pd.DataFrame, path: Path) -> Path:
 def compare_fixed_theta(run_dir, num_images: int = 4, seed: int = 0, num_samples: int = 5000,
                         engine_config: dict | None = None, data_dir=None,
                         progress: bool = True, images=None,
-                        report_images: int = 4) -> FixedThetaComparison:
+                        report_images: int = 4, device: str | None = None) -> FixedThetaComparison:
     """Compare the amortized encoder, per-image refit guides (SVI, RWS) and NUTS on
     p(z | x, theta) of ``num_images`` test images of a trained run, theta frozen.
 
@@ -198,6 +198,9 @@ def compare_fixed_theta(run_dir, num_images: int = 4, seed: int = 0, num_samples
     :param num_samples: S for the per-image importance-weighted bounds and k-hat.
     :param report_images: images whose latents the standard per-parameter tables and
         figures show (all images enter the per-image tables and verdicts).
+    :param device: torch device for theta, the guides, the images and every engine
+        (``None``: where they are; ``"cuda"`` moves the run's modules in place and runs the
+        engines under ``with torch.device(device)``).
     :returns: :class:`FixedThetaComparison`.
     :raises ValueError: ``num_images`` or ``report_images`` < 1, before any engine runs.
     :raises RuntimeError: an engine changed theta (checked bit for bit after each).
@@ -205,11 +208,20 @@ def compare_fixed_theta(run_dir, num_images: int = 4, seed: int = 0, num_samples
     if report_images < 1:
         raise ValueError(f"report_images must be >= 1, got {report_images}")
     run = run_dir if isinstance(run_dir, TrainedRun) else load_run(run_dir)
+    if device is not None:
+        with torch.device(device):
+            # Moves the run's decoder and encoder to the device, in place (Module.to).
+            Posterior(run.model.model, run.guide, {}, params=run.model).to(device)
+            return compare_fixed_theta(
+                run, num_images, seed, num_samples, engine_config, data_dir, progress,
+                None if images is None else torch.as_tensor(images).to(device), report_images)
     source = run_dir if isinstance(run_dir, (str, Path)) else "the given run"
     if images is None:
         posterior = posterior_from_run(run, num_images, seed, data_dir)
+        device = next(run.model.parameters(), torch.empty(0)).device
+        posterior = posterior.to(device) if device.type != "cpu" else posterior
     else:
-        images = torch.as_tensor(images, dtype=torch.float32)
+        images = torch.as_tensor(images, dtype=torch.float32)  # keeps the images' device
         posterior = Posterior(run.model.model, run.guide, {"x": images}, params=run.model,
                               name=f"{run.config.model}_{run.config.method}")
     x = posterior.data["x"]
