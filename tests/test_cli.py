@@ -60,3 +60,24 @@ def test_console_script_is_installed():
     result = subprocess.run([sys.executable, "-m", "ppl_genmodels.cli", "list"],
                             capture_output=True, text=True, check=True)
     assert "vae_digits" in result.stdout
+
+
+def test_jobs_give_the_same_draws_as_one_process(tmp_path, capsys):
+    args = ["compare", "normal_normal", "linear_regression", "--quick", "--engines", "svi,nuts",
+            "--no-progress"]
+    assert main(args + ["--jobs", "2", "--out", str(tmp_path / "two")]) == 0
+    two = capsys.readouterr().out
+    assert main(args + ["--jobs", "1", "--out", str(tmp_path / "one")]) == 0
+    one = capsys.readouterr().out
+    assert two.index("=== normal_normal") < two.index("=== linear_regression")  # models' order
+    from ppl_genmodels.io import load_netcdf
+
+    for model in ("normal_normal", "linear_regression"):
+        for engine in ("svi", "nuts"):
+            a = load_netcdf(tmp_path / "two" / model / f"{engine}.nc").posterior
+            b = load_netcdf(tmp_path / "one" / model / f"{engine}.nc").posterior
+            for var in a.data_vars:
+                assert (a[var].values == b[var].values).all(), (model, engine, var)
+    manifest = (tmp_path / "two" / ".ppl_genmodels_manifest.json").read_text()
+    assert "normal_normal/nuts.nc" in manifest and "linear_regression/nuts.nc" in manifest
+    assert one.count("report:") == two.count("report:") == 2

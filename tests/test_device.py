@@ -60,3 +60,13 @@ def test_nuts_on_cuda_gives_the_cpu_draws():
     with torch.device("cuda"):
         b = nuts.run(_posterior().to("cuda"), seed=3, progress=False).idata.posterior["z"].values
     assert abs(a - b).max() < 1e-3
+
+
+@pytest.mark.parametrize("device", ["nonsense", "tpu"] + ([] if torch.cuda.is_available() else ["cuda"]))
+def test_cli_refuses_an_unusable_device_before_any_work(device, tmp_path, capsys):
+    from ppl_genmodels.cli import main
+
+    out = tmp_path / "out"
+    assert main(["compare", "normal_normal", "--quick", "--device", device, "--out", str(out)]) == 2
+    assert f"--device {device}" in capsys.readouterr().err
+    assert not out.exists()
