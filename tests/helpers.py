@@ -58,3 +58,16 @@ def tiny_model_factory(decoder):
             pyro.sample("x", dist.Normal(decoder.linear(z), 0.3).to_event(1), obs=x)
 
     return model
+
+
+def ar1(rng, rho, shape):
+    """Stationary Gaussian AR(1) draws with lag-1 correlation ``rho``; last axis is time."""
+    import math
+
+    import numpy as np
+
+    x = np.empty(shape)
+    x[..., 0] = rng.standard_normal(shape[:-1])
+    for t in range(1, shape[-1]):
+        x[..., t] = rho * x[..., t - 1] + math.sqrt(1 - rho**2) * rng.standard_normal(shape[:-1])
+    return x

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import ar1 as _ar1
 from scipy import integrate, stats
 
 from ppl_genmodels import _arviz
@@ -102,12 +103,6 @@ def _mcmc(posterior, diverging=None, energy=None, tree_depth=None, max_tree_dept
     return idata
 
 
-def _ar1(rng, rho, shape):
-    x = np.empty(shape)
-    x[..., 0] = rng.standard_normal(shape[:-1])
-    for t in range(1, shape[-1]):
-        x[..., t] = rho * x[..., t - 1] + math.sqrt(1 - rho**2) * rng.standard_normal(shape[:-1])
-    return x
 
 
 def test_iid_chains_raise_no_warning_and_figures_match_arviz():

@@ -8,6 +8,7 @@ import numpy as np
 import pyro
 import pyro.distributions as dist
 import pytest
+from helpers import ar1 as _ar1
 import torch
 
 from ppl_genmodels import Posterior, _arviz
@@ -16,12 +17,6 @@ from ppl_genmodels.diagnostics import (mcmc_diagnostics, mcmc_warnings, nested_r
 from ppl_genmodels.infer import NUTS
 
 
-def _ar1(rng, rho, shape):
-    x = np.empty(shape)
-    x[..., 0] = rng.standard_normal(shape[:-1])
-    for t in range(1, shape[-1]):
-        x[..., t] = rho * x[..., t - 1] + math.sqrt(1 - rho**2) * rng.standard_normal(shape[:-1])
-    return x
 
 
 def _by_the_formula(x, ids):
