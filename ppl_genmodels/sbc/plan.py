@@ -125,15 +125,21 @@ chains for one posterior; with a hundred posteriors per run four chains each suf
 def refit_plan(posterior, model_config, engine, engine_config, num_draws, thin) -> Plan:
     """The engine run afresh on every simulated data set, with L draws for guide engines."""
     cfg = dict(model_config.get(engine, {})) if isinstance(engine, str) else {}
-    cfg.update(engine_config or {})
+    user = engine_config or {}
+    if "num_chains" in user and "num_superchains" not in user:
+        # The model's superchain layout belongs to its own chain count, not the user's.
+        cfg.pop("num_superchains", None)
+    cfg.update(user)
     runner = get_engine(engine, **cfg) if isinstance(engine, str) else get_engine(engine)
     # Engines whose draws are iid from an approximation q: no thinning, VSBC applies.
     variational = isinstance(runner, GuideEngine)
     if isinstance(runner, BatchedEngine) and "num_chains" not in (engine_config or {}) \
             and runner.num_chains > SBC_CHAINS:
         # Many posteriors share one run: SBC_CHAINS chains each give the L draws.
-        runner = dataclasses.replace(runner, num_chains=SBC_CHAINS)
+        runner = dataclasses.replace(runner, num_chains=SBC_CHAINS, **(
+            {"num_superchains": None} if hasattr(runner, "num_superchains") else {}))
         cfg["num_chains"] = SBC_CHAINS
+        cfg.pop("num_superchains", None)
     if variational:
         runner = dataclasses.replace(runner, num_draws=num_draws)
         cfg["num_draws"] = num_draws

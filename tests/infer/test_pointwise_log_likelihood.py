@@ -17,6 +17,12 @@ from ppl_genmodels.models import get_model
 
 def _matmul_model(X, y):
     beta = pyro.sample("beta", dist.Normal(torch.zeros(2), 3.0).to_event(1))
+    with pyro.plate("data", X.shape[0]):  # X @ beta does not broadcast over draws
+        pyro.sample("y", dist.Normal(X @ beta, 0.5), obs=y)
+
+
+def _single_term_model(X, y):
+    beta = pyro.sample("beta", dist.Normal(torch.zeros(2), 3.0).to_event(1))
     pyro.sample("y", dist.Normal(X @ beta, 0.5).to_event(1), obs=y)  # no plate: one term
 
 
@@ -53,9 +59,17 @@ def test_models_that_do_not_broadcast(model):
     coef = idata.posterior["beta" if model is _matmul_model else "b"].values  # (C, S, 2)
     pointwise = stats.norm.logpdf(y.numpy(), coef[..., :1] + coef[..., 1:] * x.numpy(), 0.5)
     ll = idata.log_likelihood["y"].values
-    if model is _matmul_model:  # the event dim is summed, as Pyro's log_prob does
-        pointwise = pointwise.sum(-1)
     np.testing.assert_allclose(ll, pointwise, rtol=1e-5, atol=1e-4)
+
+
+def test_a_single_likelihood_term_gives_no_log_likelihood_group():
+    """LOO needs at least two observations; one event-summed term is not pointwise."""
+    x = torch.linspace(-1, 1, 12)
+    data = {"X": torch.stack([torch.ones(12), x], -1), "y": 0.5 * x}
+    idata = NUTS(num_samples=20, warmup_steps=20, num_chains=2).run(
+        Posterior(_single_term_model, None, data), seed=1, progress=False).idata
+    assert "log_likelihood" not in idata.groups()
+    assert "posterior" in idata.groups()
 
 
 def test_loo_and_compare_run_on_a_comparison():
