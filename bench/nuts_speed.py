@@ -40,9 +40,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
 import argparse  # noqa: E402
-import contextlib  # noqa: E402
 import datetime  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -297,6 +295,9 @@ def main(argv=None) -> int:
                              "rows pay a cold compile, then rerun the first inductor setting "
                              "once more on the now warm on-disk cache")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu",
+                        help="torch device of our rows (cpu or cuda[:N]); NumPyro runs where "
+                             "JAX_PLATFORMS says (cpu unless set) and Pyro on the CPU")
     parser.add_argument("--markdown", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -323,6 +324,8 @@ def main(argv=None) -> int:
         f"torch {torch.__version__} ({torch.get_num_threads()} thread), pyro {pyro.__version__}, "
         f"numpyro {numpyro.__version__}, jax {jax.__version__} ({jax.default_backend()}), "
         f"arviz {az.__version__}, python {platform.python_version()}; "
+        f"ours on {args.device}"
+        f"{' (' + torch.cuda.get_device_name(args.device) + ')' if args.device.startswith('cuda') else ''}; "
         f"load average at start {os.getloadavg()[0]:.2f}",
     ]
     print("\n".join(header), flush=True)
@@ -347,7 +350,11 @@ def main(argv=None) -> int:
             runs = [r[:5] + ("cold cache",) if r[0] == "inductor" else r for r in runs]
             runs.append(("inductor", *ours[0], "warm cache"))
         for compile_, k, w, s, sch, tag in runs:
-            rows.append(ours_row(posterior, name, compile_, k, w, s, args.seed, sch, tag))
+            if args.device != "cpu":
+                tag = f"{tag}, {args.device}" if tag else args.device
+            with torch.device(args.device):
+                rows.append(ours_row(posterior.to(args.device), name, compile_, k, w, s,
+                                     args.seed, sch, tag))
             print(f"[{name}] ours {compile_} {k}x{w}x{s} {tag}: {rows[-1].wall_s:.1f} s "
                   f"(setup {rows[-1].compile_s:.1f} s)", flush=True)
         text = (f"## {name}\n\nsites {', '.join(SITES[name])}; reference rows for the ratios: "

@@ -45,7 +45,7 @@ def tensor_hash(tensor: torch.Tensor) -> str:
     """SHA-1 of a tensor's shape, dtype and bytes (CPU, contiguous), hex."""
     t = tensor.detach().cpu().contiguous()
     h = hashlib.sha1(f"{tuple(t.shape)}|{t.dtype}|".encode())
-    h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    h.update(t.cpu().numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().cpu().numpy().tobytes())
     return h.hexdigest()
 
 

@@ -49,7 +49,7 @@ __all__ = ["compare_fixed_theta", "FixedThetaComparison"]
 def _per_image(model, guide, x, num_samples: int, seed: int) -> pd.DataFrame:
     with pyro.get_param_store().scope(), torch.random.fork_rng():
         torch.manual_seed(seed)
-        lw = per_image_log_weights(model, guide, x, num_samples).numpy()  # (S, B)
+        lw = per_image_log_weights(model, guide, x, num_samples).cpu().numpy()  # (S, B)
     bounds = diagnostics.importance_summary(lw, axis=0)
     return pd.DataFrame({"image": np.arange(lw.shape[1]), "elbo": bounds["elbo"],
                          "iw_bound": bounds["log_evidence"],

@@ -93,7 +93,7 @@ class GapResult:
 def _bounds(model, guide, x, num_samples: int, seed: int) -> pd.DataFrame:
     with pyro.get_param_store().scope(), torch.random.fork_rng():
         torch.manual_seed(seed)
-        lw = per_image_log_weights(model, guide, x, num_samples).numpy()  # (S, B)
+        lw = per_image_log_weights(model, guide, x, num_samples).cpu().numpy()  # (S, B)
     b = diagnostics.importance_summary(lw, axis=0)
     return pd.DataFrame({"image": np.arange(lw.shape[1]), "elbo": b["elbo"],
                          "iw_bound": b["log_evidence"], "iw_se": b["log_evidence_se"],

@@ -34,14 +34,14 @@ def write_run_figures(run, dataset, x_test: torch.Tensor, y_test, directory: Pat
     cfg = run.config
     made = []
     gen = torch.Generator().manual_seed(seed)
-    samples = run.model.sample_images(64, gen).numpy()
+    samples = run.model.sample_images(64, gen).cpu().numpy()
     save_figure(image_grid(samples, dataset.image_shape, 8,
                      f"{cfg.model} ({cfg.method}): pixel probabilities of 64 model samples"),
           directory / "samples.png")
     made.append("samples.png")
     x = x_test[:16]
-    recon = run.model.reconstruct(run.guide, x).numpy()
-    both = np.concatenate([x.numpy(), recon])
+    recon = run.model.reconstruct(run.guide, x).cpu().numpy()
+    both = np.concatenate([x.cpu().numpy(), recon])
     save_figure(image_grid(both, dataset.image_shape, 2, f"{cfg.model} ({cfg.method}): test images and "
                      "reconstructions", row_labels=["data", "recon."]), directory / "reconstructions.png")
     made.append("reconstructions.png")
@@ -58,7 +58,7 @@ def write_run_figures(run, dataset, x_test: torch.Tensor, y_test, directory: Pat
     made.append("training.png")
     if cfg.model == "vae" and run.model.latent_dim == 2:
         with torch.no_grad():
-            loc = run.guide.params(x_test)[0].numpy()
+            loc = run.guide.params(x_test)[0].cpu().numpy()
         fig, ax = plt.subplots(figsize=(5, 4.5))
         if y_test is not None:
             points = ax.scatter(loc[:, 0], loc[:, 1], c=y_test, cmap="tab10", s=6)

@@ -130,9 +130,9 @@ def quadrature_reference(y: torch.Tensor, num_points: int = 41, width: float = 7
     :raises ValueError: more than 1e-6 of the posterior mass lies on the grid's border
         (the grid does not cover the posterior).
     """
-    y_np = y.double().numpy()
+    y_np = y.double().cpu().numpy()
     k = len(WEIGHTS)
-    centre = _initial_locs(y.double()).numpy()
+    centre = _initial_locs(y.double()).cpu().numpy()
     spread = SCALE / np.sqrt(len(y_np) * np.asarray(WEIGHTS))
     for _ in range(2):
         axes = [np.linspace(c - width * s, c + width * s, num_points)
@@ -173,7 +173,7 @@ def make_posterior(quick: bool = False, seed: int = 0) -> Posterior:
 def reference(posterior: Posterior | None = None) -> Reference:
     """Quadrature reference for locs[0..2] (cached per data set)."""
     y = (posterior.data if posterior else load_data())["y"]
-    key = y.double().numpy().tobytes()
+    key = y.double().cpu().numpy().tobytes()
     if key not in _REFERENCE_CACHE:
         _REFERENCE_CACHE[key] = quadrature_reference(y)
     return _REFERENCE_CACHE[key]

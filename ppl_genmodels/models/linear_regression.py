@@ -90,7 +90,7 @@ def closed_form(x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarra
     """
     if x.dim() != 2 or y.shape != x.shape[:1]:
         raise ValueError(f"need x (N, D) and y (N,), got {tuple(x.shape)} and {tuple(y.shape)}")
-    xd, yd = x.double().numpy(), y.double().numpy()
+    xd, yd = x.double().cpu().numpy(), y.double().cpu().numpy()
     precision = np.eye(xd.shape[1]) / PRIOR_SCALE ** 2 + xd.T @ xd / NOISE_SCALE ** 2
     cov = np.linalg.inv(precision)
     return cov @ xd.T @ yd / NOISE_SCALE ** 2, cov

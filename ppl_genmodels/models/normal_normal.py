@@ -71,7 +71,7 @@ def closed_form(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Exact posterior mean and sd of ``loc``, each (D,)."""
     n = x.shape[0]
     precision = 1 / PRIOR_SCALE**2 + n / OBS_SCALE**2
-    mean = (PRIOR_LOC / PRIOR_SCALE**2 + x.sum(0).double().numpy() / OBS_SCALE**2) / precision
+    mean = (PRIOR_LOC / PRIOR_SCALE**2 + x.sum(0).double().cpu().numpy() / OBS_SCALE**2) / precision
     return mean, np.full(x.shape[1], math.sqrt(1 / precision))
 
 
