@@ -29,6 +29,7 @@ def add_grid_parser(sub) -> None:
 
 def _grid(args) -> int:
     from .grid import GridSpecError, load_spec, run_grid
+    from .grid.run import GridTaskError
 
     start = time.perf_counter()
     try:
@@ -44,6 +45,13 @@ def _grid(args) -> int:
     except GridSpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except GridTaskError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; finished tasks are saved under {out}: rerun the same command to "
+              "continue", file=sys.stderr)
+        return 130
     print(f"grid: ran {result['ran']} task(s), reused {result['skipped']}; "
           f"wall time {time.perf_counter() - start:.1f} s")
     return 0

@@ -56,6 +56,8 @@ def verdict_counts(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _error_figure(table: pd.DataFrame, path: Path) -> Path | None:
+    from matplotlib.ticker import NullFormatter
+
     from ..plotting import pyplot, save_figure
 
     table = table.dropna(subset=["mean_std_mean_error", "grad_evals"])
@@ -73,6 +75,8 @@ def _error_figure(table: pd.DataFrame, path: Path) -> Path | None:
                        color=line.get_color())
         ax.set_xscale("log")
         ax.set_yscale("log")
+        for axis in (ax.xaxis, ax.yaxis):  # minor log ticks unlabelled: they overlap
+            axis.set_minor_formatter(NullFormatter())
         ax.set_title(model)
         ax.set_xlabel("gradient evaluations")
         ax.set_ylabel("mean |mean error| / posterior sd")

@@ -23,11 +23,15 @@ from .spec import GridSpec, validate_tasks
 from .store import finished_tasks, write_result
 from .tasks import run_task
 
-__all__ = ["run_grid"]
+__all__ = ["run_grid", "GridTaskError"]
+
+
+class GridTaskError(RuntimeError):
+    """A task raised; the message names it. Tasks finished before it stay saved."""
 
 
 def run_grid(spec: GridSpec, out: str | Path, *, scheduler: str | None = None,
-             workers: int = 2, serial: bool = False, dashboard_address: str | None = ":8787",
+             workers: int = 2, serial: bool = False, dashboard_address: str = ":8787",
              client=None, progress: bool = True, report: bool = True,
              echo: Callable[[str], None] = lambda s: print(s, flush=True)) -> dict:
     """Run the spec's unfinished tasks and write the grid report.
@@ -36,13 +40,13 @@ def run_grid(spec: GridSpec, out: str | Path, *, scheduler: str | None = None,
     :param scheduler: address of a running Dask scheduler (``tcp://HOST:PORT``); ``None``
         starts a ``LocalCluster`` of ``workers`` processes with one thread each.
     :param serial: run the tasks one after the other in this process, without Dask.
-    :param dashboard_address: the LocalCluster's dashboard (``None``: none).
+    :param dashboard_address: the LocalCluster's dashboard (``":0"``: any free port).
     :param client: a ``distributed.Client`` to use as it is (``scheduler`` and ``workers``
         are then ignored; it is not closed).
     :returns: ``{"ran": n, "skipped": n, "report": path or None, "dashboard": link or None}``.
     :raises GridSpecError: an engine setting or training config is invalid (before any task
         runs); :class:`~ppl_genmodels.io.OutputFolderError`: ``out`` is not writable;
-        any exception a task raises (finished tasks stay saved: rerun to resume).
+        :class:`GridTaskError`: a task raised (finished tasks stay saved: rerun to resume).
     """
     validate_tasks(spec.tasks)
     check_writable(out)
@@ -52,7 +56,11 @@ def run_grid(spec: GridSpec, out: str | Path, *, scheduler: str | None = None,
     dashboard = None
     if todo and serial:
         for task in _bar(todo, progress, len(todo)):
-            write_result(out, run_task(task))
+            try:
+                result = run_task(task)
+            except Exception as exc:
+                raise _failed(task.name, exc, out) from exc
+            write_result(out, result)
     elif todo:
         dashboard = _run_dask(todo, out, scheduler, workers, dashboard_address, progress, echo,
                               client)
@@ -63,6 +71,11 @@ def run_grid(spec: GridSpec, out: str | Path, *, scheduler: str | None = None,
         path = write_grid_report(spec, out)
         echo(f"grid report: {path}")
     return {"ran": len(todo), "skipped": len(done), "report": path, "dashboard": dashboard}
+
+
+def _failed(name: str, exc: Exception, out) -> GridTaskError:
+    return GridTaskError(f"task {name} failed: {type(exc).__name__}: {exc}; finished tasks are "
+                         f"saved under {out}: fix the cause and rerun the grid to resume")
 
 
 def _bar(iterable, progress: bool, total: int):
@@ -85,13 +98,17 @@ def _run_dask(todo, out, scheduler, workers, dashboard_address, progress, echo,
     else:
         client = Client(scheduler, timeout="10s")
     try:
-        link = client.dashboard_link if dashboard_address or scheduler else None
+        link = client.dashboard_link
         where = f"scheduler {client.scheduler.address}" if scheduler or given else \
             f"LocalCluster of {workers} worker process(es)"
         echo(f"grid: {where}; dashboard: {link or 'none'}")
         futures = [client.submit(run_task, task, key=f"{task.name}", pure=False) for task in todo]
         for future in _bar(as_completed(futures), progress, len(futures)):
-            write_result(out, future.result())
+            try:
+                result = future.result()
+            except Exception as exc:
+                raise _failed(future.key, exc, out) from exc
+            write_result(out, result)
         return link
     finally:
         if given is None:

@@ -151,7 +151,7 @@ def test_dask_in_process_equals_serial(tmp_path):
     spec = parse_spec(TINY)
     run_grid(spec, tmp_path / "serial", serial=True, progress=False, echo=str)
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
         run_grid(spec, tmp_path / "dask", client=client, progress=False, echo=str)
     _assert_same(_results(tmp_path / "serial"), _results(tmp_path / "dask"))
 
@@ -160,9 +160,31 @@ def test_dask_in_process_equals_serial(tmp_path):
 def test_two_worker_local_cluster_equals_serial(tmp_path):
     spec = parse_spec(TINY)
     run_grid(spec, tmp_path / "serial", serial=True, progress=False, echo=str)
-    result = run_grid(spec, tmp_path / "dask", workers=2, dashboard_address=None,
+    result = run_grid(spec, tmp_path / "dask", workers=2, dashboard_address=":0",
                       progress=False, echo=str)
     assert result["ran"] == 2
     workers = {json.loads(p.read_text())["worker"] for p in (tmp_path / "dask").glob("tasks/*/result.json")}
     assert len(workers) >= 1
     _assert_same(_results(tmp_path / "serial"), _results(tmp_path / "dask"))
+
+
+def test_a_failing_task_is_named_and_finished_tasks_stay_saved(tmp_path, monkeypatch, capsys):
+    from ppl_genmodels.cli import main
+
+    real = grid_run.run_task
+
+    def second_fails(task):
+        if task.seed == 1:
+            raise RuntimeError("boom")
+        return real(task)
+
+    monkeypatch.setattr(grid_run, "run_task", second_fails)
+    spec = tmp_path / "tiny.toml"
+    spec.write_text('[grid]\nseeds = [0, 1]\n[[compare]]\nmodels = ["normal_normal"]\n'
+                    'engines = ["svi"]\nquick = true\n[compare.budgets]\n'
+                    'svi = [{num_steps = 20, num_draws = 50}]\n')
+    out = tmp_path / "out"
+    assert main(["grid", str(spec), "--out", str(out), "--serial", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "task compare-normal_normal-svi-b0-s1-" in err and "RuntimeError: boom" in err
+    assert len(list(out.glob("tasks/*/result.json"))) == 1
