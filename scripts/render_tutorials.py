@@ -11,8 +11,8 @@ written back atomically with its outputs and ``metadata["ppl_genmodels"]``:
 ``{"source_sha256": <hash of the cells' types and sources>, "mode": "quick" | "full"}``.
 The test suite checks that every notebook's stamp matches its current source, so a
 notebook edited (or added) without rerunning this script fails with a message naming it.
-Figures are PNGs at the inline backend's dpi (``figure.dpi`` 72 below), to keep notebooks
-small. Needs the ``test`` extra (nbformat, nbclient, ipykernel).
+Figures are PNGs at the inline backend's dpi (``figure.dpi`` 72 below), re-encoded with a
+small palette (:func:`shrink_images`), to keep notebooks small. Needs the ``test`` extra (nbformat, nbclient, ipykernel).
 """
 
 from __future__ import annotations
@@ -70,6 +70,32 @@ def stale_reason(path: Path) -> str | None:
     return None
 
 
+def shrink_images(notebook, colors: int = 96) -> int:
+    """Re-encode every PNG output with an adaptive palette of ``colors`` colours (Pillow's
+    fast octree quantizer, which keeps transparency), where that is smaller: plots have few
+    colours, and the notebooks stay small in the repository. :returns: bytes saved."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    saved = 0
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "image/png" not in data:
+                continue
+            raw = base64.b64decode(data["image/png"])
+            image = Image.open(io.BytesIO(raw)).convert("RGBA")
+            buffer = io.BytesIO()
+            image.quantize(colors=colors, method=Image.Quantize.FASTOCTREE).save(
+                buffer, format="PNG", optimize=True)
+            if buffer.tell() < len(raw):
+                saved += len(raw) - buffer.tell()
+                data["image/png"] = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return saved
+
+
 def render(path: Path, full: bool = False, timeout: int = 1800) -> float:
     """Execute ``path`` and write it back with outputs and its stamp. :returns: seconds."""
     import nbformat
@@ -113,6 +139,7 @@ def render(path: Path, full: bool = False, timeout: int = 1800) -> float:
             for output in cell.outputs:
                 if "execution_count" in output and output["execution_count"]:
                     output["execution_count"] -= 1
+    shrink_images(notebook)
     notebook.metadata[STAMP_KEY] = {"source_sha256": source_hash(notebook),
                                     "mode": "full" if full else "quick"}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

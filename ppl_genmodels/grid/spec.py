@@ -25,6 +25,7 @@ table::
     data = "digits"
     methods = ["svi", "iwae"]
     epochs = 1
+    # data_dir = "../shared/data"  # for the MNIST sets: the same path on every worker
 
 A task is plain data (:class:`Task`: kind, settings, seed); its identity is the hash of
 that data (:attr:`Task.id`), so a grid resumed after an interruption, or rerun with more

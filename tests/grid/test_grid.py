@@ -188,3 +188,18 @@ def test_a_failing_task_is_named_and_finished_tasks_stay_saved(tmp_path, monkeyp
     err = capsys.readouterr().err
     assert "task compare-normal_normal-svi-b0-s1-" in err and "RuntimeError: boom" in err
     assert len(list(out.glob("tasks/*/result.json"))) == 1
+
+
+@pytest.mark.slow
+def test_sbc_batches_and_training_runs_reach_the_report(tmp_path):
+    spec = parse_spec({
+        "sbc": [{"model": "normal_normal", "engine": "svi", "simulations": 10, "quick": True,
+                 "seeds": [0, 1]}],
+        "train": [{"model": "vae", "data": "digits", "methods": ["svi", "iwae"], "epochs": 1,
+                   "batch_size": 50, "num_train": 200, "seeds": [0],
+                   "model_kwargs": {"latent_dim": 2, "hidden": 32}}]})
+    run_grid(spec, tmp_path, serial=True, progress=False, echo=str)
+    report = (tmp_path / "report.md").read_text()
+    assert "normal_normal / svi (2 batches, 20 simulations)" in report
+    assert "| loc[0]" in report and "## Training runs" in report and "| iwae" in report
+    assert list(tmp_path.glob("tasks/train-vae-svi-*/run/checkpoint.pt"))
