@@ -1,6 +1,5 @@
 """The tutorials run top to bottom (with small budgets)."""
 
-import os
 from pathlib import Path
 
 import nbformat
@@ -22,13 +21,37 @@ def test_tutorial_executes(path, monkeypatch, tmp_path):
     assert any("image/png" in o.get("data", {}) for o in outputs)
 
 
-@pytest.mark.parametrize("name", ["02_reading_diagnostics", "03_image_models"])
-def test_tutorial_is_collected_and_stored_without_outputs(name):
-    # 02 (reading the verdicts) and 03 (VAE and SBN on binarized MNIST, or digits where
-    # ../shared/data is absent) run through test_tutorial_executes above in quick mode;
-    # outputs are never committed.
-    path = Path(__file__).resolve().parents[1] / "tutorials" / f"{name}.ipynb"
-    assert path in TUTORIALS
-    notebook = nbformat.read(path, as_version=4)
-    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
+def _render_script():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "render_tutorials.py"
+    spec = importlib.util.spec_from_file_location("render_tutorials", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
+def test_stored_outputs_carry_a_stamp_matching_the_source(path):
+    # Notebooks are committed with the outputs scripts/render_tutorials.py produced (quick
+    # mode), stamped with the hash of their cells' sources: a notebook edited or added
+    # without rendering fails here.
+    why = _render_script().stale_reason(path)
+    assert why is None, (f"tutorials/{path.name} {why}: run `python scripts/render_tutorials.py "
+                         f"tutorials/{path.name}` and commit the notebook with its outputs")
+
+
+def test_the_stamp_check_catches_an_edit_and_a_notebook_without_outputs(tmp_path):
+    # negative controls for the test above, on a copy of the first tutorial
+    script = _render_script()
+    notebook = nbformat.read(TUTORIALS[0], as_version=4)
+    assert script.stale_reason(TUTORIALS[0]) is None
+    edited = tmp_path / "edited.ipynb"
+    code = next(c for c in notebook.cells if c.cell_type == "code")
+    code.source += "\n# an edit"
+    nbformat.write(notebook, edited)
+    assert "edited after" in script.stale_reason(edited)
+    del notebook.metadata[script.STAMP_KEY]
+    bare = tmp_path / "bare.ipynb"
+    nbformat.write(notebook, bare)
+    assert "no render stamp" in script.stale_reason(bare)

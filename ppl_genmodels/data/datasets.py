@@ -3,7 +3,7 @@
 =================  ===================================================  ================
 name               files in ``data_dir``                                binarization
 =================  ===================================================  ================
-binarized_mnist    ``binarized_mnist.npz`` or ``binarized_mnist_         fixed (Larochelle
+binarized_mnist    ``binarized_mnist.npz`` or ``binarized_mnist_        fixed (Larochelle
                    {train,test}.amat``; 50000 train / 10000 test        & Murray 2011)
 mnist              ``mnist.npz`` (grey levels), 60000 / 10000           dynamic
 fashion_mnist      the four IDX files (default: Debian's folder)        dynamic
