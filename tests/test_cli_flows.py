@@ -42,6 +42,8 @@ def test_guides_writes_table(tmp_path, capsys):
     table = pd.read_csv(out)
     assert list(table["guide"]) == ["ffg", "iaf"] and set(table["model"]) == {"banana"}
     assert table["k_hat"].notna().all() and (table["iw_bound"] >= table["elbo"]).all()
+    assert table["ref_passed"].str.fullmatch(r"[0-2]/2").all()
+    assert table["ref_passed_psis"].str.fullmatch(r"[0-2]/2").all()
     assert "flow_fixes" in capsys.readouterr().out
 
 
@@ -53,3 +55,8 @@ def test_gaps_writes_table(tmp_path, capsys):
     per_image = pd.read_csv(out / "per_image_0.csv")
     assert set(per_image["proposal"]) == {"amortized", "refit_ffg", "refit_iaf"}
     assert len(per_image) == 6 and "ELBO(q) amortized" in capsys.readouterr().out
+
+
+def test_guide_table_refuses_unknown_engine(no_work):
+    with pytest.raises(ValueError, match="engine"):
+        guide_module.guide_table(["banana"], ["ffg"], engine="nuts")

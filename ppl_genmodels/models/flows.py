@@ -5,9 +5,10 @@ unconstrained latent vector of size D (``pyro.infer.autoguide``):
 
 - ``ffg``: ``AutoDiagonalNormal``, the fully factorized Gaussian (mean field);
 - ``iaf``: ``AutoNormalizingFlow`` with base N(0, I_D) pushed through ``num_flows`` inverse
-  autoregressive flows (``T.affine_autoregressive``; Kingma et al. 2016), a permutation
-  each with its own variable order, and a final learnable element-wise affine map (``T.AffineTransform`` with
-  ``loc``/``log_scale`` parameters), so the flow starts at a mean-field Gaussian;
+  autoregressive flows (``T.AffineAutoregressive``; Kingma et al. 2016) whose variable order
+  is reversed from one layer to the next (the latent vector's order first), and a final
+  learnable element-wise affine map (:class:`ElementwiseAffine`), so the flow starts at a
+  mean-field Gaussian;
 - ``spline``: the same with monotone rational-quadratic autoregressive splines
   (``T.spline_autoregressive``; Durkan et al. 2019, "Neural spline flows") in place of IAF.
 
@@ -165,7 +166,7 @@ def _per_posterior_flow(dim: int, kind: str, num_flows: int, hidden: int | None,
 
 
 def auto_guide(model, kind: str = "iaf", num_flows: int = 2, hidden: int | None = None,
-               init_scale: float = 1.0, order: str = "random", base_df: float | None = None):
+               init_scale: float = 1.0, order: str = "alternate", base_df: float | None = None):
     """A per-posterior guide of family ``kind`` for ``model`` (continuous latents only).
 
     :param model: the Pyro model (the guide traces it once, on its first call, to find the
@@ -173,8 +174,11 @@ def auto_guide(model, kind: str = "iaf", num_flows: int = 2, hidden: int | None 
     :param kind: ``"ffg"`` (``AutoDiagonalNormal``), ``"iaf"`` or ``"spline"``
         (``AutoNormalizingFlow``; module docstring).
     :param init_scale: initial scale of each unconstrained coordinate.
-    :param order: the flow layers' variable orders, ``"random"`` or ``"alternate"``
-        (:func:`flow_transforms`); flows only.
+    :param order: the flow layers' variable orders, ``"alternate"`` (default: the latent
+        vector's order, then reversed, ...) or ``"random"`` (Pyro's default, seed-dependent;
+        :func:`flow_transforms`); flows only. With random orders a 2-flow IAF on the banana
+        or centred eight schools may draw no layer in which the curved variable conditions on
+        the one that shapes it (see bench/RESULTS.md, "Toy k-hat: variable order").
     :param base_df: flows only: a Student-t base with these degrees of freedom
         (:class:`FlowGuide`); ``None``: N(0, I).
     :returns: a ``pyro.infer.autoguide.AutoGuide`` (an ``nn.Module``); call it with the
