@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .io import check_writable, write_text
+from .io import FileProblem, check_writable, write_text
 from ._argtypes import _POSITIVE, _SEED
 
 
@@ -37,24 +37,37 @@ def _gaps(args) -> int:
     import torch
 
     from .harness.gaps import gap_table, inference_gaps
+    from .learning.trainer import load_run
+    from .models.flows import GUIDE_FAMILIES
     from .models.vae_mnist import packaged_checkpoint_dir, packaged_mnist_images
 
     torch.set_num_threads(1)
     logging.getLogger("pyro").setLevel(logging.WARNING)
-    if args.out:
-        check_writable(args.out)
-    x = packaged_mnist_images(args.images)[0]
-    results = []
+    families = [f.strip() for f in args.families.split(",")]
     try:
-        for run in args.runs:
-            label = "vae_mnist (packaged)" if run == "vae_mnist" else None
-            path = packaged_checkpoint_dir() if run == "vae_mnist" else Path(run)
-            result = inference_gaps(path, x, families=args.families.split(","), seed=args.seed,
+        # every run is loaded and checked before any refit starts
+        try:
+            x = packaged_mnist_images(args.images)[0]
+        except ValueError as exc:
+            raise ValueError(f"--images {args.images}: {exc}") from exc
+        runs = [load_run(packaged_checkpoint_dir() if run == "vae_mnist" else Path(run))
+                for run in args.runs]
+        bad = [str(r.directory) for r in runs if r.config.model != "vae"]
+        if bad:
+            raise ValueError(f"the gap table needs vae runs (continuous latents); not vae: {bad}")
+        unknown = [f for f in families if f not in GUIDE_FAMILIES]
+        if unknown:
+            raise ValueError(f"unknown refit families {unknown}; known: {list(GUIDE_FAMILIES)}")
+        if args.out:
+            check_writable(args.out)
+        results = []
+        for name, run in zip(args.runs, runs):
+            result = inference_gaps(run, x, families=families, seed=args.seed,
                                     refit_steps=args.refit_steps, num_samples=args.num_samples)
-            if label:
-                result.label = f"{label} ({result.family} encoder)"
+            if name == "vae_mnist":
+                result.label = f"vae_mnist (packaged) ({result.family} encoder)"
             results.append(result)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileProblem, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     table = gap_table(results).to_markdown()

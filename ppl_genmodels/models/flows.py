@@ -5,9 +5,10 @@ unconstrained latent vector of size D (``pyro.infer.autoguide``):
 
 - ``ffg``: ``AutoDiagonalNormal``, the fully factorized Gaussian (mean field);
 - ``iaf``: ``AutoNormalizingFlow`` with base N(0, I_D) pushed through ``num_flows`` inverse
-  autoregressive flows (``T.affine_autoregressive``; Kingma et al. 2016), a permutation
-  each with its own variable order, and a final learnable element-wise affine map (``T.AffineTransform`` with
-  ``loc``/``log_scale`` parameters), so the flow starts at a mean-field Gaussian;
+  autoregressive flows (``T.AffineAutoregressive``; Kingma et al. 2016) whose variable order
+  is reversed from one layer to the next (the latent vector's order first), and a final
+  learnable element-wise affine map (:class:`ElementwiseAffine`), so the flow starts at a
+  mean-field Gaussian;
 - ``spline``: the same with monotone rational-quadratic autoregressive splines
   (``T.spline_autoregressive``; Durkan et al. 2019, "Neural spline flows") in place of IAF.
 
@@ -28,6 +29,7 @@ import pyro.distributions as dist
 import pyro.distributions.transforms as T
 import torch
 from pyro.infer.autoguide import AutoDiagonalNormal, AutoNormalizingFlow
+from pyro.nn import AutoRegressiveNN, ConditionalAutoRegressiveNN
 from torch import nn
 
 __all__ = ["GUIDE_FAMILIES", "FLOW_FAMILIES", "ElementwiseAffine", "FFGGuide", "FlowGuide", "flow_transforms",
@@ -81,17 +83,41 @@ class FFGGuide(_KeepModel, AutoDiagonalNormal):
 
 
 class FlowGuide(_KeepModel, AutoNormalizingFlow):
-    """``AutoNormalizingFlow`` that survives ``copy.deepcopy``."""
+    """``AutoNormalizingFlow`` that survives ``copy.deepcopy``; with ``base_df`` its base is
+    a standard Student-t with ``base_df`` degrees of freedom per coordinate instead of N(0, I).
+
+    Why a heavy-tailed base: a Lipschitz triangular flow (IAF, splines with linear tails)
+    cannot give a Gaussian base heavier tails (Jaini et al. 2020, "Tails of Lipschitz
+    triangular flows", ICML), so a target whose marginals have heavier-than-Gaussian tails
+    (the banana's x1, the funnel's x, centred eight schools' theta) gets unbounded importance
+    weights p/q far out and a PSIS k-hat that grows with the number of draws.
+    """
+
+    def __init__(self, model, init_transform_fn, base_df: float | None = None):
+        super().__init__(model, init_transform_fn)
+        self.base_df = base_df
+
+    def get_base_dist(self):
+        if self.base_df is None:
+            return super().get_base_dist()
+        zero = self._prototype_tensor.new_zeros(1)
+        return dist.StudentT(zero + self.base_df, zero, zero + 1.0).expand([self.latent_dim]).to_event(1)
 
 
 def flow_transforms(kind: str, dim: int, num_flows: int = 2, hidden: int | None = None,
                     context_dim: int | None = None, count_bins: int = 8,
-                    bound: float = 5.0) -> list:
+                    bound: float = 5.0, order: str = "random") -> list:
     """``num_flows`` Pyro flow layers on ``(..., dim)`` vectors.
 
-    Each layer's MADE conditioner (``pyro.nn.AutoRegressiveNN``) draws its own random
-    variable order from torch's RNG (a buffer, saved in ``state_dict``), so stacked layers
-    use different autoregressive orders without explicit ``T.Permute`` layers.
+    Variable order of each layer's MADE conditioner (``pyro.nn.AutoRegressiveNN``; a buffer,
+    saved in ``state_dict``):
+
+    - ``order="random"``: each layer draws its own random order from torch's RNG (Pyro's
+      default), so the orders, and what the flow can represent, depend on the seed;
+    - ``order="alternate"``: the latent vector's own order in even layers, reversed in odd
+      ones (Kingma et al. 2016, Sec. 4: "we reverse the ordering of the variables after
+      each step"), so every variable conditions on each other one in some layer. Model
+      sites come in program order, so e.g. the funnel's scale v precedes the x it scales.
 
     :param kind: ``"iaf"`` (``T.affine_autoregressive``, IAF direction: sampling and the
         density of a sample each take one network pass) or ``"spline"``
@@ -104,38 +130,43 @@ def flow_transforms(kind: str, dim: int, num_flows: int = 2, hidden: int | None 
         ``(..., context_dim)`` tensor (Kingma et al. 2016's IAF with context h).
     :returns: a list of ``num_flows`` transforms (``TransformModule`` or
         ``ConditionalTransformModule``), each an ``nn.Module``.
-    :raises ValueError: unknown ``kind``, ``dim < 1`` or ``num_flows < 1``.
+    :raises ValueError: unknown ``kind`` or ``order``, ``dim < 1`` or ``num_flows < 1``.
     """
+    if order not in ("random", "alternate"):
+        raise ValueError(f"order must be 'random' or 'alternate', got {order!r}")
     if kind not in FLOW_FAMILIES:
         raise ValueError(f"flow kind must be one of {FLOW_FAMILIES}, got {kind!r}")
     if dim < 1 or num_flows < 1:
         raise ValueError(f"flows need dim >= 1 and num_flows >= 1 (got {dim}, {num_flows})")
     hidden_dims = [hidden or max(32, 4 * dim)] * 2
+    param_dims = [1, 1] if kind == "iaf" else [count_bins, count_bins, count_bins - 1, count_bins]
     layers = []
-    for _ in range(num_flows):
-        if kind == "iaf":
-            if context_dim is None:
-                layer = T.affine_autoregressive(dim, hidden_dims=hidden_dims)
-            else:
-                layer = T.conditional_affine_autoregressive(dim, context_dim, hidden_dims=hidden_dims)
-        elif context_dim is None:
-            layer = T.spline_autoregressive(dim, hidden_dims=hidden_dims, count_bins=count_bins,
-                                            bound=bound)
+    for k in range(num_flows):
+        perm = None
+        if order == "alternate":
+            perm = torch.arange(dim) if k % 2 == 0 else torch.arange(dim).flip(0)
+        if context_dim is None:
+            arn = AutoRegressiveNN(dim, hidden_dims, param_dims=param_dims, permutation=perm)
         else:
-            layer = T.conditional_spline_autoregressive(dim, context_dim, hidden_dims=hidden_dims,
-                                                        count_bins=count_bins, bound=bound)
-        layers.append(layer)
+            arn = ConditionalAutoRegressiveNN(dim, context_dim, hidden_dims, param_dims=param_dims,
+                                              permutation=perm)
+        if kind == "iaf":
+            cls = T.AffineAutoregressive if context_dim is None else T.ConditionalAffineAutoregressive
+            layers.append(cls(arn))
+        else:
+            cls = T.SplineAutoregressive if context_dim is None else T.ConditionalSplineAutoregressive
+            layers.append(cls(dim, arn, count_bins=count_bins, bound=bound))
     return layers
 
 
 def _per_posterior_flow(dim: int, kind: str, num_flows: int, hidden: int | None,
-                        init_scale: float):
-    layers = flow_transforms(kind, dim, num_flows, hidden)
+                        init_scale: float, order: str):
+    layers = flow_transforms(kind, dim, num_flows, hidden, order=order)
     return T.ComposeTransformModule(layers + [ElementwiseAffine(dim, init_scale)])
 
 
 def auto_guide(model, kind: str = "iaf", num_flows: int = 2, hidden: int | None = None,
-               init_scale: float = 1.0):
+               init_scale: float = 1.0, order: str = "alternate", base_df: float | None = None):
     """A per-posterior guide of family ``kind`` for ``model`` (continuous latents only).
 
     :param model: the Pyro model (the guide traces it once, on its first call, to find the
@@ -143,6 +174,13 @@ def auto_guide(model, kind: str = "iaf", num_flows: int = 2, hidden: int | None 
     :param kind: ``"ffg"`` (``AutoDiagonalNormal``), ``"iaf"`` or ``"spline"``
         (``AutoNormalizingFlow``; module docstring).
     :param init_scale: initial scale of each unconstrained coordinate.
+    :param order: the flow layers' variable orders, ``"alternate"`` (default: the latent
+        vector's order, then reversed, ...) or ``"random"`` (Pyro's default, seed-dependent;
+        :func:`flow_transforms`); flows only. With random orders a 2-flow IAF on the banana
+        or centred eight schools may draw no layer in which the curved variable conditions on
+        the one that shapes it (see bench/RESULTS.md, "Toy k-hat: variable order").
+    :param base_df: flows only: a Student-t base with these degrees of freedom
+        (:class:`FlowGuide`); ``None``: N(0, I).
     :returns: a ``pyro.infer.autoguide.AutoGuide`` (an ``nn.Module``); call it with the
         model's arguments.
     :raises ValueError: unknown ``kind``.
@@ -151,8 +189,11 @@ def auto_guide(model, kind: str = "iaf", num_flows: int = 2, hidden: int | None 
         raise ValueError(f"guide must be one of {GUIDE_FAMILIES}, got {kind!r}")
     if kind == "ffg":
         return FFGGuide(model, init_scale=init_scale)
+    if base_df is not None and not base_df > 0:
+        raise ValueError(f"base_df must be > 0 (or None), got {base_df!r}")
     return FlowGuide(model, partial(_per_posterior_flow, kind=kind, num_flows=num_flows,
-                                              hidden=hidden, init_scale=init_scale))
+                                    hidden=hidden, init_scale=init_scale, order=order),
+                     base_df=base_df)
 
 
 def with_guide(posterior, kind: str, **kwargs):
