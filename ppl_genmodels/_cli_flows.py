@@ -36,11 +36,17 @@ def add_flow_parsers(sub) -> None:
 def _gaps(args) -> int:
     import torch
 
+    from ._cli_images import run_without_latents
     from .harness.gaps import gap_table, inference_gaps
     from .models.vae_mnist import packaged_checkpoint_dir, packaged_mnist_images
 
     torch.set_num_threads(1)
     logging.getLogger("pyro").setLevel(logging.WARNING)
+    for run in args.runs:  # before any work: autoregressive runs have no latents, no gaps
+        problem = run_without_latents(run) if run != "vae_mnist" else None
+        if problem:
+            print(f"error: {run}: {problem}", file=sys.stderr)
+            return 2
     if args.out:
         check_writable(args.out)
     x = packaged_mnist_images(args.images)[0]
