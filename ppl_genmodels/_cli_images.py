@@ -81,7 +81,7 @@ def _train(args) -> int:
         model_kwargs.update({k: v for k, v in (("latent_dim", args.latent_dim), ("arch", args.arch),
                                                ("guide", args.guide), ("num_flows", args.num_flows))
                              if v is not None})
-    elif args.layers:
+    elif args.layers and args.model == "sbn":
         model_kwargs["layers"] = [int(h) for h in args.layers.split(",")]
     if args.force:
         _prepare_out(args.out, True)
