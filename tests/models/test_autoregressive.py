@@ -93,6 +93,13 @@ def test_exact_log_likelihood_is_the_sum_of_per_pixel_terms(kind):
     torch.testing.assert_close(trace.log_prob_sum(), model.log_prob(x).sum())
     loss = pyro.infer.Trace_ELBO().loss(model.model, guide, x)
     assert loss == pytest.approx(-float(model.log_prob(x).sum().detach()), rel=1e-9)
+    # ... and the same gradient as the direct loss that method mle uses
+    pyro.infer.Trace_ELBO().loss_and_grads(model.model, guide, x)
+    via_pyro = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    (-model.log_prob(x).sum()).backward()
+    for a, b in zip(via_pyro, (p.grad for p in model.parameters())):
+        torch.testing.assert_close(a, b)
 
 
 def _all_images(pixels):
@@ -209,3 +216,8 @@ def test_commands_that_need_latents_refuse_autoregressive_models(tmp_path, capsy
         assert main(argv) == 2, argv
         assert "latent" in capsys.readouterr().err, argv
     assert not any((tmp_path / d).exists() for d in ("c1", "c2", "c3", "t"))
+    if not torch.cuda.is_available():  # a device that is not there: refused before any work
+        assert main(["train", "made", "--method", "mle", "--device", "cuda",
+                     "--out", str(tmp_path / "t2")]) == 2
+        assert "CUDA" in capsys.readouterr().err
+        assert not (tmp_path / "t2").exists()
