@@ -202,7 +202,7 @@ def table(results: list[dict], args) -> str:
         diff = "—"
         if best is not None and r is not best:
             d = r["per_image"] - best["per_image"]
-            diff = (f"{_fmt(d.mean())} ± {_fmt(d.std(ddof=1) / np.sqrt(len(d)))} "
+            diff = (f"{_fmt(d.mean(), '+.2f')} ± {_fmt(d.std(ddof=1) / np.sqrt(len(d)))} "
                     f"({100 * (d > 0).mean():.0f} %)")
         elif r is best:
             diff = "(best latent row)"
