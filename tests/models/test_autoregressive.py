@@ -211,11 +211,12 @@ def test_commands_that_need_latents_refuse_autoregressive_models(tmp_path, capsy
              ["compare", "made", "--checkpoint", str(run), "--out", str(tmp_path / "c2")],
              ["compare", "vae", "--checkpoint", str(run), "--out", str(tmp_path / "c3")],
              ["gaps", str(run)],
-             ["train", "vae", "--method", "mle", "--out", str(tmp_path / "t")]]
+             ["train", "vae", "--method", "mle", "--out", str(tmp_path / "t")],
+             ["sbc", "fvbn", "--engine", "nuts", "--simulations", "10", "--out", str(tmp_path / "s")]]
     for argv in cases:
         assert main(argv) == 2, argv
         assert "latent" in capsys.readouterr().err, argv
-    assert not any((tmp_path / d).exists() for d in ("c1", "c2", "c3", "t"))
+    assert not any((tmp_path / d).exists() for d in ("c1", "c2", "c3", "t", "s"))
     if not torch.cuda.is_available():  # a device that is not there: refused before any work
         assert main(["train", "made", "--method", "mle", "--device", "cuda",
                      "--out", str(tmp_path / "t2")]) == 2
