@@ -223,6 +223,54 @@ def table(results: list[dict], args) -> str:
     return "\n".join(lines)
 
 
+def _curve(run_dir: Path):
+    """(cumulative training seconds, per-epoch test ELBO) from the run's ``history.csv``."""
+    import csv
+
+    path = run_dir / "history.csv"
+    if not path.exists():
+        return [], []
+    rows = list(csv.DictReader(path.open()))
+    seconds, total = [], 0.0
+    for r in rows:
+        total += float(r["time_s"])
+        seconds.append(total)
+    return seconds, [float(r["test_elbo"]) for r in rows]
+
+
+def figure(results: list[dict], path: Path) -> None:
+    """``path``: test log-likelihood (± SE, markers) against training wall time, one colour
+    per family, with each row's training curve (the trainer's per-epoch test figure on 1000
+    test images: exact log-likelihood for autoregressive rows, a one-sample ELBO -- below the
+    IW bound -- for latent rows)."""
+    from ppl_genmodels.plotting import pyplot, save_figure
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    seen = set()
+    for r in results:
+        tr, ev = r["train"], r["eval"]
+        if "error" in tr or "error" in ev or not tr or not ev:
+            continue
+        auto = tr["method"] == "mle"
+        label = "autoregressive (exact)" if auto else "latent variable (IW bound)"
+        ax.errorbar(tr["train_seconds"], ev["log_likelihood"], yerr=ev["log_likelihood_se"],
+                    fmt="s" if auto else "o", color="C1" if auto else "C0",
+                    label=None if label in seen else label)
+        seen.add(label)
+        t, v = _curve(path.parent / r["row"][0])
+        ax.plot(t, v, "-" if auto else ":", color="C1" if auto else "C0", alpha=0.6, lw=1)
+        ax.annotate(r["row"][0], (tr["train_seconds"], ev["log_likelihood"]),
+                    textcoords="offset points", xytext=(5, 3), fontsize=8)
+    ax.set_xlabel("training wall time (s)")
+    ax.set_ylabel("test log-likelihood (nats per image)")
+    ax.set_title("binarized MNIST, same test images (lines: per-epoch test exact LL / "
+                 "1-sample ELBO)", fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -246,7 +294,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--only", default="", help=f"comma-separated rows of {[r[0] for r in ROWS]}")
     p.add_argument("--force", action="store_true", help="retrain and re-evaluate")
-    p.add_argument("--no-figures", action="store_true", help="skip samples/completions PNGs")
+    p.add_argument("--no-figures", action="store_true",
+                   help="skip the rows' samples/completions PNGs and loglik_vs_time.png")
     p.add_argument("--markdown", type=Path, help="also write the table here")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -297,6 +346,9 @@ def main(argv=None) -> int:
         from ppl_genmodels.io import write_text
 
         write_text(args.markdown, text + "\n")
+    if not args.no_figures:
+        figure(results, args.out / "loglik_vs_time.png")
+        print(f"figure: {args.out / 'loglik_vs_time.png'}")
     return 0
 
 
