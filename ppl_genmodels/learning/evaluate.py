@@ -110,7 +110,7 @@ def log_likelihood(model, guide, data, num_samples: int = 5000, batch_size: int 
         if not torch.isfinite(lw).all():
             raise ValueError("non-finite log weights: the guide proposes latents with zero "
                              "density under the model")
-        bounds = importance_summary(lw.numpy(), axis=0)
+        bounds = importance_summary(lw.cpu().numpy(), axis=0)  # from any device
         ll.append(bounds["log_evidence"])
         se.append(bounds["log_evidence_se"])
         elbo.append(bounds["elbo"])
