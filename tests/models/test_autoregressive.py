@@ -222,3 +222,20 @@ def test_commands_that_need_latents_refuse_autoregressive_models(tmp_path, capsy
                      "--out", str(tmp_path / "t2")]) == 2
         assert "CUDA" in capsys.readouterr().err
         assert not (tmp_path / "t2").exists()
+
+
+def test_train_and_evaluate_commands(tmp_path, capsys):
+    """``train fvbn --method mle`` then ``evaluate``: exact log-likelihood printed, grids written;
+    ``--resume`` continues the run."""
+    from ppl_genmodels.cli import main
+
+    run = str(tmp_path / "fvbn")
+    common = ["--method", "mle", "--data", "digits", "--num-train", "200", "--batch-size", "50",
+              "--out", run, "--no-progress"]
+    assert main(["train", "fvbn", "--epochs", "1", *common]) == 0
+    assert main(["train", "fvbn", "--epochs", "2", "--resume", *common]) == 0
+    assert "2 epoch(s)" in capsys.readouterr().out
+    assert main(["evaluate", run, "--num-test", "50", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "(exact, 50 images)" in out, out
+    assert (tmp_path / "fvbn" / "samples.png").exists()
