@@ -36,6 +36,7 @@ def add_flow_parsers(sub) -> None:
 def _gaps(args) -> int:
     import torch
 
+    from ._cli_images import run_without_latents
     from .harness.gaps import gap_table, inference_gaps
     from .learning.trainer import load_run
     from .models.flows import GUIDE_FAMILIES
@@ -43,6 +44,11 @@ def _gaps(args) -> int:
 
     torch.set_num_threads(1)
     logging.getLogger("pyro").setLevel(logging.WARNING)
+    for run in args.runs:  # before any work: autoregressive runs have no latents, no gaps
+        problem = run_without_latents(run) if run != "vae_mnist" else None
+        if problem:
+            print(f"error: {run}: {problem}", file=sys.stderr)
+            return 2
     families = [f.strip() for f in args.families.split(",")]
     try:
         # every run is loaded and checked before any refit starts

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ._argtypes import _COUNT, _POSITIVE, _POSITIVE_FLOAT, _SEED, _UNIT
 from .io import recording
-from .models.registry import IMAGE_MODELS
+from .models.registry import AUTOREGRESSIVE_MODELS, IMAGE_MODELS, LATENT_IMAGE_MODELS
 from ._cli_common import _device_problem, _prepare_out, _print_fixed_theta, _refuse_non_empty
 
 
@@ -23,7 +23,8 @@ def _add_image_parsers(sub) -> None:
                     help="binarized_mnist (fixed), mnist or fashion_mnist (dynamic), digits")
     tr.add_argument("--data-dir", default=None, type=Path, help="folder with the data set's files")
     tr.add_argument("--method", default="svi", choices=METHODS,
-                    help="svi, iwae, rws, wake_sleep or nvil (default svi)")
+                    help="svi, iwae, rws, wake_sleep or nvil (default svi); mle for "
+                         "fvbn, made, pixelcnn (no latents: exact likelihood)")
     tr.add_argument("--epochs", default=10, type=_POSITIVE)
     tr.add_argument("--batch-size", default=100, type=_POSITIVE)
     tr.add_argument("--num-particles", default=None, type=_POSITIVE,
@@ -46,6 +47,7 @@ def _add_image_parsers(sub) -> None:
     group.add_argument("--resume", action="store_true", help="continue the run in --out")
     group.add_argument("--force", action="store_true", help="start afresh in --out")
     tr.add_argument("--threads", default=1, type=_POSITIVE, help="torch CPU threads (default 1)")
+    tr.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda[:N]")
     tr.add_argument("--no-progress", action="store_true")
     ev = sub.add_parser("evaluate", help="test log-likelihood, samples and reconstructions of a run")
     ev.add_argument("run_dir", type=Path, metavar="RUN_DIR")
@@ -55,6 +57,7 @@ def _add_image_parsers(sub) -> None:
     ev.add_argument("--data-dir", default=None, type=Path, help="override the run's data folder")
     ev.add_argument("--seed", default=0, type=_SEED)
     ev.add_argument("--threads", default=1, type=_POSITIVE)
+    ev.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda[:N]")
     ev.add_argument("--no-progress", action="store_true")
 
 
@@ -64,12 +67,21 @@ def _train(args) -> int:
     from .learning import train
 
     torch.set_num_threads(args.threads)
+    problem = _device_problem(args.device)
+    if problem:
+        print(f"error: --device {args.device}: {problem}", file=sys.stderr)
+        return 2
+    if (args.method == "mle") != (args.model in AUTOREGRESSIVE_MODELS):
+        print(f"error: --method {args.method} does not train {args.model}: mle is the method of "
+              f"{', '.join(AUTOREGRESSIVE_MODELS)} (no latent variables) and only theirs",
+              file=sys.stderr)
+        return 2
     model_kwargs = {}
     if args.model == "vae":
         model_kwargs.update({k: v for k, v in (("latent_dim", args.latent_dim), ("arch", args.arch),
                                                ("guide", args.guide), ("num_flows", args.num_flows))
                              if v is not None})
-    elif args.layers:
+    elif args.layers and args.model == "sbn":
         model_kwargs["layers"] = [int(h) for h in args.layers.split(",")]
     if args.force:
         _prepare_out(args.out, True)
@@ -81,7 +93,7 @@ def _train(args) -> int:
                         num_train=args.num_train, insomnia=args.insomnia,
                         model_kwargs=model_kwargs, out=args.out, resume=args.resume,
                         force=args.force, max_time_s=args.max_time,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, device=args.device)
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -98,17 +110,23 @@ def _evaluate(args) -> int:
     from .learning.evaluate import evaluate_run
 
     torch.set_num_threads(args.threads)
+    problem = _device_problem(args.device)
+    if problem:
+        print(f"error: --device {args.device}: {problem}", file=sys.stderr)
+        return 2
     try:
         with recording(args.run_dir):  # its files join the run's manifest (train --force)
             out = evaluate_run(args.run_dir, num_samples=args.num_samples,
                                num_test=args.num_test or None, data_dir=args.data_dir,
-                               seed=args.seed, progress=not args.no_progress)
+                               seed=args.seed, progress=not args.no_progress,
+                               device=args.device)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    how = "exact" if out["method"] == "mle" else f"IW bound, S={out['num_samples']}"
     print(f"{out['model']} ({out['method']}, {out['data']}, {out['binarization']} binarization): "
           f"test log-likelihood {out['log_likelihood']:.2f} ± {out['log_likelihood_se']:.2f} "
-          f"nats/image (IW bound, S={out['num_samples']}, {out['num_images']} images); "
+          f"nats/image ({how}, {out['num_images']} images); "
           f"ELBO {out['elbo']:.2f}; wrote {args.run_dir / 'evaluation.md'}")
     return 0
 
@@ -132,10 +150,17 @@ def _compare_packaged(spec, args, out: Path) -> Path:
 
 
 def _compare_checkpoint(args) -> int:
-    bad = [m for m in args.models if m not in IMAGE_MODELS]
+    bad = [m for m in args.models if m not in LATENT_IMAGE_MODELS]
     if bad or len(args.models) != 1:
-        print(f"error: --checkpoint compares one image model ({' or '.join(IMAGE_MODELS)}) at a "
-              f"trained theta; got {args.models}", file=sys.stderr)
+        print(f"error: --checkpoint compares one image model with latent variables "
+              f"({' or '.join(LATENT_IMAGE_MODELS)}) at a trained theta; got {args.models}"
+              + (f" ({', '.join(AUTOREGRESSIVE_MODELS)} have no latent variables: nothing to "
+                 "infer)" if set(args.models) & set(AUTOREGRESSIVE_MODELS) else ""),
+              file=sys.stderr)
+        return 2
+    problem = run_without_latents(args.checkpoint)
+    if problem:
+        print(f"error: --checkpoint {args.checkpoint}: {problem}", file=sys.stderr)
         return 2
     problem = _device_problem(args.device)
     if problem:
@@ -173,3 +198,19 @@ def _compare_checkpoint_run(args) -> int:
         print(f"  {engine:10s} {row.verdict:13s} {row.because}")
     print(f"\nreport: {report}")
     return 0
+
+
+def run_without_latents(run_dir) -> str | None:
+    """Why a ``train`` run folder cannot be compared at fixed theta (its model has no latent
+    variables), read from its ``config.json`` without loading anything; ``None`` otherwise
+    (also when the folder or its config is missing: later checks name that)."""
+    import json
+
+    try:
+        model = json.loads((Path(run_dir) / "config.json").read_text()).get("model")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if model in AUTOREGRESSIVE_MODELS:
+        return (f"a {model} run: no latent variables (exact likelihood), nothing to infer; "
+                "use `ppl-genmodels evaluate` for its log-likelihood")
+    return None

@@ -90,6 +90,11 @@ def _compare(args) -> int:
         what = f"unknown model(s) {unknown}" if unknown else f"unknown engine(s) {bad}"
         print(f"error: {what}; models: {list_models()}, engines: {list(ENGINE_NAMES)}", file=sys.stderr)
         return 2
+    no_latents = [m for m in args.models if not MODELS[m].latent]
+    if no_latents:  # autoregressive: exact likelihood, no posterior to compare engines on
+        print(f"error: {', '.join(no_latents)}: no latent variables, nothing to infer; use "
+              "`ppl-genmodels train ... --method mle` and `evaluate`", file=sys.stderr)
+        return 2
     problem = _device_problem(args.device)
     if problem:
         print(f"error: --device {args.device}: {problem}", file=sys.stderr)

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from ..diagnostics import importance_summary
 from .objectives import log_weights
 
-__all__ = ["LogLikelihood", "log_likelihood", "per_image_log_weights"]
+__all__ = ["LogLikelihood", "log_likelihood", "exact_log_likelihood", "per_image_log_weights"]
 
 
 @dataclass
@@ -110,15 +110,42 @@ def log_likelihood(model, guide, data, num_samples: int = 5000, batch_size: int 
         if not torch.isfinite(lw).all():
             raise ValueError("non-finite log weights: the guide proposes latents with zero "
                              "density under the model")
-        bounds = importance_summary(lw.cpu().numpy(), axis=0)
+        bounds = importance_summary(lw.cpu().numpy(), axis=0)  # from any device
         ll.append(bounds["log_evidence"])
         se.append(bounds["log_evidence_se"])
         elbo.append(bounds["elbo"])
     return LogLikelihood(np.concatenate(ll), np.concatenate(se), np.concatenate(elbo), num_samples)
 
 
+@torch.no_grad()
+def exact_log_likelihood(model, data, batch_size: int = 500, progress: bool = False) -> LogLikelihood:
+    """Exact log p(x) per image of a model without latent sites (an autoregressive model of
+    :mod:`ppl_genmodels.models.autoregressive`: ``model.log_prob(x)`` is the sum of the D
+    per-pixel Bernoulli terms), nats.
+
+    :param data: ``(N, D)`` images (tensor or array), or ``{"x": ...}``.
+    :returns: :class:`LogLikelihood` with ``num_samples=0`` (no sampling), per-image Monte
+        Carlo errors 0 and ``elbo_per_image`` equal to ``per_image`` (nothing to bound).
+    :raises ValueError: data not ``(N, D)`` with N >= 1, or NaN in it.
+    """
+    x = data["x"] if isinstance(data, dict) else data
+    x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x,
+                        dtype=torch.get_default_dtype())
+    if x.dim() != 2 or x.shape[0] == 0:
+        raise ValueError(f"data must be (N, D) images with N >= 1, got shape {tuple(x.shape)}")
+    if torch.isnan(x).any():
+        raise ValueError("data['x'] has NaN")
+    device = next(model.parameters()).device
+    ll = [model.log_prob(xb.to(device)).double().cpu()
+          for xb in tqdm(x.split(batch_size), desc="exact log-likelihood", disable=not progress,
+                         leave=False)]
+    per_image = torch.cat(ll).numpy()
+    return LogLikelihood(per_image, np.zeros_like(per_image), per_image.copy(), 0)
+
+
 def evaluate_run(run_dir, num_samples: int = 5000, num_test: int | None = 1000,
-                 data_dir=None, seed: int = 0, figures: bool = True, progress: bool = True) -> dict:
+                 data_dir=None, seed: int = 0, figures: bool = True, progress: bool = True,
+                 device=None) -> dict:
     """Evaluate a ``ppl-genmodels train`` run folder on its data set's test images.
 
     Writes (atomically) into ``run_dir``: ``evaluation.json`` (log-likelihood and ELBO in
@@ -128,6 +155,11 @@ def evaluate_run(run_dir, num_samples: int = 5000, num_test: int | None = 1000,
 
     :param num_test: a seeded random subset of that many test images (``None``: all).
     :param data_dir: override the data folder stored in the run's config.
+    :param num_samples: S of the importance-weighted bound; ignored for a model without latent
+        sites (``fvbn``, ``made``, ``pixelcnn``), whose log-likelihood is exact
+        (:func:`exact_log_likelihood`) and whose figures are ancestral samples and
+        completions of test images' lower halves instead of reconstructions.
+    :param device: torch device for the evaluation (default CPU).
     :returns: the ``evaluation.json`` contents.
     :raises FileNotFoundError: no checkpoint in ``run_dir``.
     """
@@ -140,20 +172,30 @@ def evaluate_run(run_dir, num_samples: int = 5000, num_test: int | None = 1000,
     from .trainer import load_run
 
     run = load_run(run_dir)
+    device = torch.device(device or "cpu")
+    run.model.to(device), run.guide.to(device)
     config = run.config
+    exact = config.method == "mle"
     dataset = load_image_dataset(config.data, data_dir or config.data_dir)
     x_test, y_test = dataset.test_subset(num_test, seed=seed)
     x = torch.as_tensor(x_test, dtype=torch.float32)
     torch.manual_seed(seed)
     start = time.perf_counter()
-    result = log_likelihood(run.model.model, run.guide, x, num_samples=num_samples, progress=progress)
+    if exact:
+        result = exact_log_likelihood(run.model, x, progress=progress)
+        estimator = "exact: sum of the per-pixel Bernoulli log-probabilities (no latent variables)"
+    else:
+        result = log_likelihood(run.model.model, run.guide, x.to(device), num_samples=num_samples,
+                                progress=progress)
+        estimator = (f"importance-weighted bound, guide as proposal, S={num_samples} "
+                     "(Burda et al. 2016)")
     seconds = time.perf_counter() - start
     out = {
         "model": config.model, "method": config.method, "data": config.data,
         "binarization": dataset.binarization, "epochs_trained": len(run.history),
         "train_seconds": float(sum(h["time_s"] for h in run.history)),
         **result.as_dict(), "eval_seconds": seconds,
-        "estimator": f"importance-weighted bound, guide as proposal, S={num_samples} (Burda et al. 2016)",
+        "estimator": estimator, "test_images_per_s": len(x) / seconds,
     }
     directory = Path(run_dir)
     write_text(directory / "evaluation.json", json.dumps(out, indent=2) + "\n")
@@ -161,6 +203,8 @@ def evaluate_run(run_dir, num_samples: int = 5000, num_test: int | None = 1000,
     if figures:
         from . import figures as fig
 
+        if not exact:  # the latent models' figure code draws on the CPU
+            run.model.cpu(), run.guide.cpu()
         made = fig.write_run_figures(run, dataset, x, y_test, directory, seed=seed)
     lines = [
         f"# Evaluation: {config.model} trained by {config.method} on {config.data}",
@@ -168,7 +212,8 @@ def evaluate_run(run_dir, num_samples: int = 5000, num_test: int | None = 1000,
         f"- test log-likelihood: **{out['log_likelihood']:.2f} ± {out['log_likelihood_se']:.2f} "
         f"nats per image** ({out['estimator']}; {out['num_images']} test images, "
         f"{dataset.binarization} binarization)",
-        f"- test ELBO: {out['elbo']:.2f} ± {out['elbo_se']:.2f} nats per image",
+        f"- test ELBO: {out['elbo']:.2f} ± {out['elbo_se']:.2f} nats per image"
+        + (" (= the exact log-likelihood: no latent variables)" if exact else ""),
         f"- trained {out['epochs_trained']} epoch(s) in {out['train_seconds']:.0f} s",
         "",
     ] + [f"![{name}]({name})\n" for name in made]

@@ -34,21 +34,35 @@ def write_run_figures(run, dataset, x_test: torch.Tensor, y_test, directory: Pat
     cfg = run.config
     made = []
     gen = torch.Generator().manual_seed(seed)
+    exact = cfg.method == "mle"  # autoregressive: binary ancestral samples, completions
     samples = run.model.sample_images(64, gen).cpu().numpy()
-    save_figure(image_grid(samples, dataset.image_shape, 8,
-                     f"{cfg.model} ({cfg.method}): pixel probabilities of 64 model samples"),
-          directory / "samples.png")
+    what = "64 ancestral samples" if exact else "pixel probabilities of 64 model samples"
+    save_figure(image_grid(samples, dataset.image_shape, 8, f"{cfg.model} ({cfg.method}): {what}"),
+                directory / "samples.png")
     made.append("samples.png")
     x = x_test[:16]
-    recon = run.model.reconstruct(run.guide, x).cpu().numpy()
-    both = np.concatenate([x.cpu().numpy(), recon])
-    save_figure(image_grid(both, dataset.image_shape, 2, f"{cfg.model} ({cfg.method}): test images and "
-                     "reconstructions", row_labels=["data", "recon."]), directory / "reconstructions.png")
-    made.append("reconstructions.png")
+    if exact:
+        device = next(run.model.parameters()).device
+        half = dataset.pixels // 2
+        done = run.model.complete(x.to(device), half, gen).cpu().numpy()
+        both = np.concatenate([x.cpu().numpy(), done])
+        save_figure(image_grid(both, dataset.image_shape, 2, f"{cfg.model}: test images, and their "
+                               "lower halves sampled given the upper", row_labels=["data", "compl."]),
+                    directory / "completions.png")
+        made.append("completions.png")
+    else:
+        recon = run.model.reconstruct(run.guide, x).cpu().numpy()
+        both = np.concatenate([x.cpu().numpy(), recon])
+        save_figure(image_grid(both, dataset.image_shape, 2, f"{cfg.model} ({cfg.method}): test images "
+                               "and reconstructions", row_labels=["data", "recon."]),
+                    directory / "reconstructions.png")
+        made.append("reconstructions.png")
     epochs = [h["epoch"] for h in run.history]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(epochs, [-h["loss"] for h in run.history], "o-", label="training objective (per image)")
-    ax.plot(epochs, [h["test_elbo"] for h in run.history], "s-", label="test ELBO (1 sample, 1000 images)")
+    ax.plot(epochs, [h["test_elbo"] for h in run.history], "s-",
+            label="test log-likelihood (exact, 1000 images)" if exact
+            else "test ELBO (1 sample, 1000 images)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("nats per image")
     ax.set_title(f"{cfg.model} trained by {cfg.method} on {cfg.data}")

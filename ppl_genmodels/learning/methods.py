@@ -7,10 +7,13 @@ its ``train`` parser without them. What each method optimises is described in
 
 from __future__ import annotations
 
-__all__ = ["METHODS", "DEFAULT_PARTICLES"]
+__all__ = ["METHODS", "DEFAULT_PARTICLES", "LATENT_METHODS"]
 
-METHODS = ("svi", "iwae", "rws", "wake_sleep", "nvil")
+METHODS = ("svi", "iwae", "rws", "wake_sleep", "nvil", "mle")
 """Training methods: ELBO (svi), importance-weighted bound (iwae), reweighted wake-sleep
-(rws), classic wake-sleep (wake_sleep), score-function ELBO with neural baselines (nvil)."""
-DEFAULT_PARTICLES = {"svi": 1, "iwae": 5, "rws": 5, "wake_sleep": 1, "nvil": 1}
+(rws), classic wake-sleep (wake_sleep), score-function ELBO with neural baselines (nvil), and maximum likelihood of the exact
+log-likelihood (mle) for the autoregressive models, which have no latent sites."""
+DEFAULT_PARTICLES = {"svi": 1, "iwae": 5, "rws": 5, "wake_sleep": 1, "nvil": 1, "mle": 1}
 """K, the number of guide samples per image and step, when none is given."""
+LATENT_METHODS = tuple(m for m in METHODS if m != "mle")
+"""The methods for models with latent sites (vae, sbn); ``mle`` is for the others."""

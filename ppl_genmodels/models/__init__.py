@@ -46,10 +46,15 @@ class ModelSpec:
     def posterior(self, quick: bool = False, seed: int = 0):
         """Build the model's :class:`~ppl_genmodels.Posterior` (``quick``: small budgets).
 
-        :raises ValueError: a trainable model (``vae``, ``sbn``) has no built-in theta: its
+        :raises ValueError: a model without latent variables (``fvbn``, ``made``,
+            ``pixelcnn``) has no posterior; a trainable model (``vae``, ``sbn``) has no built-in theta: its
             posterior comes from a ``ppl-genmodels train`` run
             (:func:`ppl_genmodels.learning.posterior_from_checkpoint`).
         """
+        if not self.info.latent:
+            raise ValueError(f"{self.name} has no latent variables (exact likelihood): there is "
+                             f"no posterior to infer; use `ppl-genmodels train {self.name} "
+                             "--method mle` and `evaluate`")
         if self.info.trainable:
             raise ValueError(f"{self.name} has no built-in theta: train one (`ppl-genmodels train "
                              f"{self.name} ...`) and pass --checkpoint RUN_DIR")

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["ENGINE_NAMES", "SBC_ENGINE_NAMES", "ModelInfo", "MODELS", "DEFAULT_MODELS",
-           "IMAGE_MODELS", "list_models", "model_info"]
+           "IMAGE_MODELS", "AUTOREGRESSIVE_MODELS", "LATENT_IMAGE_MODELS", "list_models", "model_info"]
 
 ENGINE_NAMES = ("svi", "rws", "nuts", "pyro_nuts")
 """The built-in engines a model can run under ``ppl-genmodels compare``."""
@@ -41,6 +41,8 @@ class ModelInfo:
         discrete sites, which reweighted wake-sleep cannot sum out.
     :ivar default: compared by ``ppl-genmodels compare`` when no model is named.
     :ivar trainable: theta is learned by ``ppl-genmodels train`` (an image model).
+    :ivar latent: the model has latent sites (``False``: an autoregressive image model, exact
+        log-likelihood, trained by ``mle``; nothing to compare at fixed theta).
     :ivar fixed_theta: an image model with a packaged trained theta and test images: ``compare``
         runs the fixed-theta comparison (each image its own posterior) on it.
     """
@@ -52,6 +54,7 @@ class ModelInfo:
     default: bool = False
     trainable: bool = False
     fixed_theta: bool = False
+    latent: bool = True
 
 
 def _models(*infos: ModelInfo) -> dict[str, ModelInfo]:
@@ -76,6 +79,14 @@ MODELS = _models(
               "--checkpoint", _M + "vae_flows", trainable=True),
     ModelInfo("sbn", "sigmoid belief net (binary layers 200-200) with Bernoulli encoder; needs "
               "--checkpoint", _M + "sbn", trainable=True),
+    ModelInfo("fvbn", "logistic fully visible belief net (Frey 1998), exact likelihood, no latents; "
+              "needs a train run", _M + "autoregressive", engines=(), trainable=True, latent=False),
+    ModelInfo("made", "MADE (Germain et al. 2015), one masked hidden layer of 500, exact likelihood, "
+              "no latents; needs a train run", _M + "autoregressive", engines=(), trainable=True,
+              latent=False),
+    ModelInfo("pixelcnn", "small gated PixelCNN (van den Oord et al. 2016), exact likelihood, no "
+              "latents; needs a train run", _M + "autoregressive", engines=(), trainable=True,
+              latent=False),
     ModelInfo("kidiq", "Gelman & Hill child IQ regression (N=434, correlated beta); posteriordb "
               "reference", _M + "kidiq"),
     ModelInfo("gauss_mix", "two-component 1-D Gaussian mixture, ordered means (N=1000); "
@@ -96,6 +107,10 @@ DEFAULT_MODELS = tuple(name for name, info in MODELS.items() if info.default)
 """What ``ppl-genmodels compare`` runs when no model is named."""
 IMAGE_MODELS = tuple(name for name, info in MODELS.items() if info.trainable)
 """The models ``ppl-genmodels train`` learns theta of."""
+AUTOREGRESSIVE_MODELS = tuple(name for name, info in MODELS.items() if info.trainable and not info.latent)
+"""Image models without latent sites (exact log-likelihood; ``train --method mle``)."""
+LATENT_IMAGE_MODELS = tuple(name for name in IMAGE_MODELS if name not in AUTOREGRESSIVE_MODELS)
+"""Image models with latent sites: the ones ``compare --checkpoint`` and ``gaps`` accept."""
 
 
 def list_models() -> list[str]:
