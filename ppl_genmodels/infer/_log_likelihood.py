@@ -8,6 +8,10 @@ off, as for the NUTS potential), checked on two draws against plain traces, and
 otherwise one trace per draw. Models with enumerated discrete sites are skipped: their
 pointwise likelihood needs the discrete sites summed out per observation.
 
+The same vectorized trace gives the posterior predictive: y_rep ~ p(y | z_s, theta) drawn
+from each observed site's distribution at the draw (ArviZ's ``posterior_predictive`` group,
+which ``az.plot_ppc`` reads), recorded where cheap (:func:`observed_site_draws`).
+
 Source: the group's layout is ArviZ's schema (``arviz.from_pyro`` writes the same:
 ``log_likelihood[site]`` with dims ``(chain, draw, *batch)``).
 """
@@ -26,16 +30,23 @@ from ..posterior import SiteInfo
 
 log = logging.getLogger(__name__)
 
-__all__ = ["pointwise_log_likelihood"]
+__all__ = ["pointwise_log_likelihood", "observed_site_draws"]
 
 _MAX_LOOP_DRAWS = 20000  # beyond this many draws the per-draw fallback is skipped
 
 
-def _site_log_likelihood(model, data, observed, latents):
+def _site_terms(model, data, observed, latents, sample=False):
+    """log p(y | z, theta) per observed site (and, with ``sample``, a draw y_rep from the
+    same distribution: the posterior predictive)."""
     with pyro.validation_enabled(False):
         trace = poutine.trace(poutine.condition(model, data=latents)).get_trace(**data)
-    return {name: trace.nodes[name]["fn"].log_prob(trace.nodes[name]["value"])
-            for name in observed}
+    out = {name: trace.nodes[name]["fn"].log_prob(trace.nodes[name]["value"]) for name in observed}
+    if sample:
+        out.update({_REP + name: trace.nodes[name]["fn"].sample() for name in observed})
+    return out
+
+
+_REP = "y_rep::"  # key prefix of predictive draws inside _site_terms' output
 
 
 def pointwise_log_likelihood(
@@ -54,11 +65,40 @@ def pointwise_log_likelihood(
         term in all (one observation: leave-one-out has nothing to leave out), or its
         likelihood could not be evaluated at the draws (logged).
     """
+    return observed_site_draws(model, data, sites, draws, predictive=False)[0]
+
+
+def observed_site_draws(
+    model: Callable,
+    data: Mapping[str, torch.Tensor],
+    sites: SiteInfo,
+    draws: Mapping[str, np.ndarray],
+    predictive: bool = True,
+    max_predictive_elements: int = 1_000_000,
+) -> tuple[dict[str, np.ndarray] | None, dict[str, np.ndarray] | None]:
+    """The pointwise log-likelihood (:func:`pointwise_log_likelihood`) and the posterior
+    predictive y_rep ~ p(y | z, theta) at every draw z, from one (vectorized) trace per
+    draw: ArviZ's ``log_likelihood`` and ``posterior_predictive`` groups.
+
+    :param predictive: also draw y_rep (from the global torch generator: fork and seed it
+        for reproducible draws).
+    :param max_predictive_elements: y_rep is skipped when draws x observed elements exceed
+        this ("where cheap": e.g. every pixel of 100 images at every draw).
+    :returns: ``(log_likelihood, posterior_predictive)``: site -> ``(chain, draw,
+        *batch_shape)`` float64 nats, and site -> ``(chain, draw, *site_shape)`` in the
+        observed values' dtype; each ``None`` when not recorded (as
+        :func:`pointwise_log_likelihood` says; both ``None`` for models with enumerated
+        sites, whose discrete sites would have to be drawn first).
+    """
     if not sites.observed or sites.enumerated or not sites.latent:
-        return None
+        return None, None
     first = np.asarray(draws[next(iter(sites.latent))])
     chains, num = first.shape[:2]
     n = chains * num
+    if predictive and n * sum(v.numel() for v in sites.observed.values()) > max_predictive_elements:
+        log.debug("posterior predictive skipped: %d draws x %d observed elements", n,
+                  sum(v.numel() for v in sites.observed.values()))
+        predictive = False
     dtype = next(iter(sites.observed.values())).dtype
     dtype = dtype if dtype.is_floating_point else torch.get_default_dtype()
     device = next(iter(sites.observed.values())).device
@@ -67,16 +107,17 @@ def pointwise_log_likelihood(
     observed = list(sites.observed)
     try:
         with torch.no_grad():
-            first_terms = _site_log_likelihood(model, data, observed,
-                                               {k: v[0] for k, v in flat.items()})
+            first_terms = _site_terms(model, data, observed, {k: v[0] for k, v in flat.items()})
     except Exception as err:  # noqa: BLE001
         log.warning("pointwise log-likelihood not recorded: %s", err)
-        return None
-    if sum(v.numel() for v in first_terms.values()) < 2:
-        return None  # one term (e.g. one image with its pixels as an event): nothing to leave out
+        return None, None
+    # one term (e.g. one image with its pixels as an event): nothing to leave out
+    with_log_lik = sum(v.numel() for v in first_terms.values()) >= 2
+    if not (with_log_lik or predictive):
+        return None, None
     try:
         with torch.no_grad():
-            result = _vmapped(model, data, observed, flat, n)
+            result = _vmapped(model, data, observed, flat, n, predictive)
     except Exception as err:  # noqa: BLE001 - any failure means: use the fallback
         log.debug("pointwise log-likelihood: vmap failed (%s); one trace per draw", err)
         result = None
@@ -84,23 +125,31 @@ def pointwise_log_likelihood(
         if n > _MAX_LOOP_DRAWS:
             log.warning("pointwise log-likelihood skipped: the model does not vectorize over "
                         "draws and there are %d of them", n)
-            return None
+            return None, None
         try:
             with torch.no_grad():
-                rows = [_site_log_likelihood(model, data, observed,
-                                             {k: v[i] for k, v in flat.items()})
+                rows = [_site_terms(model, data, observed, {k: v[i] for k, v in flat.items()},
+                                    predictive)
                         for i in range(n)]
         except Exception as err:  # noqa: BLE001
             log.warning("pointwise log-likelihood not recorded: %s", err)
-            return None
-        result = {k: torch.stack([r[k] for r in rows]) for k in observed}
-    return {k: v.detach().to(torch.float64).cpu().numpy().reshape(chains, num, *v.shape[1:])
-            for k, v in result.items()}
+            return None, None
+        result = {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
+    log_lik = {k: result[k].detach().to(torch.float64).cpu().numpy().reshape(chains, num, *result[k].shape[1:])
+               for k in observed} if with_log_lik else None
+    replicated = None
+    if predictive:
+        replicated = {}
+        for k in observed:
+            value = result[_REP + k].detach().cpu().numpy()
+            replicated[k] = value.reshape(chains, num, *value.shape[1:]).astype(
+                sites.observed[k].cpu().numpy().dtype, copy=False)
+    return log_lik, replicated
 
 
-def _vmapped(model, data, observed, flat, n):
+def _vmapped(model, data, observed, flat, n, sample=False):
     def one(latents):
-        return _site_log_likelihood(model, data, observed, latents)
+        return _site_terms(model, data, observed, latents, sample)
 
     batched = torch.func.vmap(one, randomness="different")(flat)
     # Check against plain traces on two draws: a model that silently mixes draws (or
@@ -110,5 +159,7 @@ def _vmapped(model, data, observed, flat, n):
         for k in observed:
             if batched[k][i].shape != plain[k].shape or not torch.allclose(
                     batched[k][i], plain[k], rtol=1e-4, atol=1e-4):
+                return None
+            if sample and batched[_REP + k][i].shape != plain[_REP + k].shape:
                 return None
     return batched

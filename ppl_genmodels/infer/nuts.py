@@ -348,6 +348,8 @@ class NUTS:
                 warmup_resets=int(state.get("warmup_resets", 0)),
                 potential_setup_s=state["setup_s"],
             )
-            idata = make_inference_data(posterior, values, sample_stats, attrs)
+            # predictive groups only for a single posterior: not for SBC batches or images
+            idata = make_inference_data(posterior, values, sample_stats, attrs,
+                                        predictive=len(posteriors) == 1)
             out.append(idata)
         return out
