@@ -253,6 +253,22 @@ class Posterior:
         kwargs.update(changes)
         return Posterior(**kwargs)
 
+    def parameter_labels(self) -> dict[str, str]:
+        """Positional label -> ArviZ label of every scalar latent and deterministic
+        component, e.g. ``{"theta[0]": "theta[Choate]", "mu": "mu"}`` (the identity without
+        coords): moves a reference written with positions onto the labels of this
+        posterior's results (:meth:`ppl_genmodels.reference.Reference.relabel`).
+        Source: ``arviz.labels.IdxLabeller`` / ``BaseLabeller``."""
+        from . import _arviz
+
+        sites = self.validate()
+        shapes = {**sites.latent, **sites.deterministic}
+        dataset = _arviz.dict_to_dataset(
+            {k: np.zeros((1, 1, *s)) for k, s in shapes.items()},
+            dims={k: v for k, v in self.dims.items() if k in shapes} or None,
+            coords=self.coords or None)
+        return _arviz.coordinate_labels(dataset)
+
     def image_coords(self, index: int, dim: str = "image") -> dict:
         """``coords`` for the posterior of position ``index`` along ``dim`` alone (a per-image
         posterior keeps its image's label): ``coords`` with ``dim`` -> ``[label]``, or

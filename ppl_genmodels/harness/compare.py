@@ -10,7 +10,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from .. import _arviz, diagnostics
+from .. import diagnostics
 from ..infer import Engine, EngineResult, UserEngine, get_engine
 from ..fingerprint import difference, fingerprint, from_attrs, to_attrs
 from ..io import StaleFileError, check_writable, load_netcdf, save_netcdf
@@ -321,9 +321,8 @@ def compare(
         else:
             results[name] = EngineResult(idata)
     idata = {name: result.idata for name, result in results.items()}
-    if reference is not None and (posterior.coords or posterior.dims):
-        # references are written with positions (theta[0]); the results carry the
-        # posterior's coords (theta[Choate])
-        reference = reference.relabel(
-            _arviz.coordinate_labels(next(iter(idata.values())).posterior))
+    if reference is not None and posterior.coords:
+        # references written with positions (theta[0]) move onto the results' labels
+        # (theta[Choate])
+        reference = reference.relabel(posterior.parameter_labels())
     return Comparison(posterior.name, idata, reference, resolved, results)

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 __all__ = ["pointwise_log_likelihood", "observed_site_draws"]
 
 _MAX_LOOP_DRAWS = 20000  # beyond this many draws the per-draw fallback is skipped
+_MAX_LOOP_PREDICTIVE = 2000  # likewise for the posterior predictive ("where cheap")
 
 
 def _site_terms(model, data, observed, latents, sample=False):
@@ -113,11 +114,21 @@ def observed_site_draws(
         return None, None
     # one term (e.g. one image with its pixels as an event): nothing to leave out
     with_log_lik = sum(v.numel() for v in first_terms.values()) >= 2
-    if not (with_log_lik or predictive):
-        return None, None
+    log_lik = _log_likelihood(model, data, observed, flat, n) if with_log_lik else None
+    if log_lik is not None:
+        log_lik = {k: v.detach().to(torch.float64).cpu().numpy().reshape(chains, num, *v.shape[1:])
+                   for k, v in log_lik.items()}
+    replicated = _replicated(model, data, observed, flat, n) if predictive else None
+    if replicated is not None:
+        replicated = {k: v.detach().cpu().numpy().reshape(chains, num, *v.shape[1:]).astype(
+            sites.observed[k].cpu().numpy().dtype, copy=False) for k, v in replicated.items()}
+    return log_lik, replicated
+
+
+def _log_likelihood(model, data, observed, flat, n):
     try:
         with torch.no_grad():
-            result = _vmapped(model, data, observed, flat, n, predictive)
+            result = _vmapped(model, data, observed, flat, n)
     except Exception as err:  # noqa: BLE001 - any failure means: use the fallback
         log.debug("pointwise log-likelihood: vmap failed (%s); one trace per draw", err)
         result = None
@@ -125,31 +136,49 @@ def observed_site_draws(
         if n > _MAX_LOOP_DRAWS:
             log.warning("pointwise log-likelihood skipped: the model does not vectorize over "
                         "draws and there are %d of them", n)
-            return None, None
+            return None
         try:
             with torch.no_grad():
-                rows = [_site_terms(model, data, observed, {k: v[i] for k, v in flat.items()},
-                                    predictive)
+                rows = [_site_terms(model, data, observed, {k: v[i] for k, v in flat.items()})
                         for i in range(n)]
         except Exception as err:  # noqa: BLE001
             log.warning("pointwise log-likelihood not recorded: %s", err)
-            return None, None
-        result = {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
-    log_lik = {k: result[k].detach().to(torch.float64).cpu().numpy().reshape(chains, num, *result[k].shape[1:])
-               for k in observed} if with_log_lik else None
-    replicated = None
-    if predictive:
-        replicated = {}
-        for k in observed:
-            value = result[_REP + k].detach().cpu().numpy()
-            replicated[k] = value.reshape(chains, num, *value.shape[1:]).astype(
-                sites.observed[k].cpu().numpy().dtype, copy=False)
-    return log_lik, replicated
+            return None
+        result = {k: torch.stack([r[k] for r in rows]) for k in observed}
+    return result
 
 
-def _vmapped(model, data, observed, flat, n, sample=False):
+def _replicated(model, data, observed, flat, n):
+    """y_rep per observed site, ``(n, *site_shape)``: one vectorized trace (``vmap``), or one
+    trace per draw up to :data:`_MAX_LOOP_PREDICTIVE` draws (some samplers draw in place,
+    which ``vmap`` refuses), else ``None``."""
     def one(latents):
-        return _site_terms(model, data, observed, latents, sample)
+        return {k[len(_REP):]: v for k, v in _site_terms(model, data, observed, latents,
+                                                           sample=True).items()
+                if k.startswith(_REP)}
+
+    with torch.no_grad():
+        try:
+            batched = torch.func.vmap(one, randomness="different")(flat)
+            plain = one({k: v[0] for k, v in flat.items()})
+            if all(batched[k].shape[1:] == plain[k].shape for k in observed):
+                return batched
+        except Exception as err:  # noqa: BLE001 - any failure means: use the fallback
+            log.debug("posterior predictive: vmap failed (%s)", err)
+        if n > _MAX_LOOP_PREDICTIVE:
+            log.debug("posterior predictive skipped: no vectorized draws, %d draws", n)
+            return None
+        try:
+            rows = [one({k: v[i] for k, v in flat.items()}) for i in range(n)]
+        except Exception as err:  # noqa: BLE001
+            log.warning("posterior predictive not recorded: %s", err)
+            return None
+    return {k: torch.stack([r[k] for r in rows]) for k in observed}
+
+
+def _vmapped(model, data, observed, flat, n):
+    def one(latents):
+        return _site_terms(model, data, observed, latents)
 
     batched = torch.func.vmap(one, randomness="different")(flat)
     # Check against plain traces on two draws: a model that silently mixes draws (or
@@ -159,7 +188,5 @@ def _vmapped(model, data, observed, flat, n, sample=False):
         for k in observed:
             if batched[k][i].shape != plain[k].shape or not torch.allclose(
                     batched[k][i], plain[k], rtol=1e-4, atol=1e-4):
-                return None
-            if sample and batched[_REP + k][i].shape != plain[_REP + k].shape:
                 return None
     return batched

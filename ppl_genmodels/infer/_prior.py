@@ -2,10 +2,11 @@
 groups (``az.plot_dist_comparison``, ``az.plot_ppc(group="prior")``).
 
 z ~ p(z | theta) and y ~ p(y | z, theta) from the model with its observed sites
-unconditioned (as ``poutine.uncondition``; ``pyro.deterministic`` sites keep their values), vectorized with ``torch.func.vmap`` over draws and otherwise one trace per
-draw; seeded, so every engine of a comparison gets the same prior draws, and computed once
-per posterior and seed. Source: ``pyro.infer.Predictive`` with ``num_samples`` does the
-same; ``arviz.from_pyro(prior=...)`` takes its output.
+unconditioned (as ``poutine.uncondition``; ``pyro.deterministic`` sites keep their values),
+vectorized by ``pyro.infer.Predictive(parallel=True)`` (a plate of draws left of the model's
+plates) and otherwise one trace per draw; seeded, so every engine of a comparison gets the
+same prior draws, and computed once per posterior and seed. Source: ``arviz.from_pyro(prior=
+Predictive(model, num_samples=...)(...))`` is the same recipe.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import pyro
 import pyro.poutine as poutine
 import torch
+from pyro.infer import Predictive
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import site_is_subsample
 
@@ -90,31 +92,40 @@ def prior_draws(
     return cache[key]
 
 
+def _shape(sites: SiteInfo, name: str) -> tuple:
+    for group in (sites.latent, sites.enumerated, sites.deterministic):
+        if name in group:
+            return tuple(group[name])
+    return tuple(sites.observed[name].shape)
+
+
 def _draw(posterior, model, sites, seed, num_draws):
     names = [*sites.latent, *sites.enumerated, *sites.deterministic, *sites.observed]
     data = posterior.data
     device = next(iter(data.values())).device if data else torch.device("cpu")
     devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), torch.no_grad():
+    unobserved = _Unobserve(sites.observed)(model)
+    with torch.random.fork_rng(devices=devices), torch.no_grad(), \
+            pyro.validation_enabled(False):
         torch.manual_seed(seed)
-        try:
-            values = torch.func.vmap(lambda _: _one(model, data, names, sites.observed),
-                                     randomness="different")(torch.zeros(num_draws))
+        try:  # Pyro's vectorized Predictive: a plate of draws left of the model's plates
+            raw = Predictive(unobserved, num_samples=num_draws, return_sites=names,
+                             parallel=True)(**data)
+            values = {k: raw[k].reshape(num_draws, *_shape(sites, k)) for k in names}
         except Exception as err:  # noqa: BLE001 - any failure means: use the fallback
-            log.debug("%s: prior draws: vmap failed (%s); one trace per draw", posterior.name, err)
+            log.debug("%s: prior draws: Predictive(parallel=True) failed (%s); one trace per "
+                      "draw", posterior.name, err)
             try:
                 rows = [_one(model, data, names, sites.observed) for _ in range(num_draws)]
                 values = {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
             except Exception as err2:  # noqa: BLE001
                 log.warning("%s: prior groups not recorded: %s", posterior.name, err2)
                 return None, None
-    shapes = {**sites.latent, **sites.enumerated, **sites.deterministic,
-              **{k: v.shape for k, v in sites.observed.items()}}
     out = {}
     for k, v in values.items():
-        if tuple(v.shape[1:]) != tuple(shapes[k]):
+        if tuple(v.shape[1:]) != tuple(_shape(sites, k)):
             log.warning("%s: prior groups not recorded: site %r drawn with shape %s, expected %s",
-                        posterior.name, k, tuple(v.shape[1:]), tuple(shapes[k]))
+                        posterior.name, k, tuple(v.shape[1:]), tuple(_shape(sites, k)))
             return None, None
         out[k] = v.detach().cpu().numpy()[None]
     prior = {k: out[k] for k in names if k not in sites.observed}
