@@ -220,7 +220,9 @@ class Posterior:
             a different shape from the model's site, the model has no latent site, one of
             :data:`~ppl_genmodels._validate.SUPPORT_DRAWS` seeded guide draws lies outside the
             model's support at a site (naming the site, the support and the value), or
-            log q / log p(x, z | theta) is not finite at a guide draw. The global random
+            log q / log p(x, z | theta) is not finite at a guide draw, or ``dims`` name a
+            site or data entry that does not exist, more dims than its value has, one dim
+            with two sizes, or ``coords`` of another length than their dim. The global random
             number generator state is left as it was.
         """
         if self._sites is not None:
