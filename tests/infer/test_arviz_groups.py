@@ -202,3 +202,17 @@ def test_image_coords_keep_each_image_label():
     one.validate()
     plain = Posterior(_vector_model, None, {"y": torch.zeros(4, 3)})
     assert plain.image_coords(2) == {}
+
+
+def test_posteriors_derived_from_a_posterior_keep_its_dims():
+    """Guides swapped in (flows.with_guide), devices and SBC's simulated data keep the
+    declarations, so their results carry the same labels as the reference."""
+    from ppl_genmodels.models.flows import with_guide
+
+    base = get_model("eight_schools").posterior()
+    for derived in (with_guide(base, "ffg"), base.to("cpu"),
+                    base.replace(data={"y": torch.zeros(8), "sigma": torch.ones(8)})):
+        assert derived.dims == base.dims and derived.coords == base.coords
+        assert derived.parameter_labels()["theta[7]"] == "theta[Mt. Hermon]"
+    with pytest.raises(ValueError, match="unknown field"):
+        base.replace(nmae="x")
