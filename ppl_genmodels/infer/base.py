@@ -139,7 +139,8 @@ class UserEngine:
                 f"engine {self.name!r}: run(posterior, seed) returned a "
                 f"{type(result.idata).__name__}, not an arviz.InferenceData (see "
                 "ppl_genmodels.infer.result.make_inference_data for the layout)")
-        idata = apply_dims(result.idata, posterior.dims, posterior.coords)
+        idata = apply_dims(result.idata, getattr(posterior, "dims", None),
+                           getattr(posterior, "coords", None) or {})
         if idata is not result.idata:  # ArviZ's default dims renamed to the posterior's
             result = dataclasses.replace(result, idata=idata)
         return result
