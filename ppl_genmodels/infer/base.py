@@ -46,7 +46,9 @@ class EngineResult:
 
     :ivar idata: ``arviz.InferenceData`` with the layout of :mod:`ppl_genmodels.infer.result`
         (``posterior`` draws with dims ``(chain, draw, *site_shape)``, ``sample_stats``,
-        ``observed_data``, ``constant_data``, engine ``attrs``).
+        ``log_likelihood``, ``posterior_predictive``, ``prior``, ``prior_predictive``,
+        ``observed_data``, ``constant_data``, the posterior's dims and coords, engine
+        ``attrs``).
     :ivar guide: the guide the draws came from (a private, fitted copy for SVI/RWS; the
         given guide's copy for the amortized engine); ``None`` for MCMC and user engines.
     :ivar param_state: Pyro param-store name -> tensor after the run (the guide's
