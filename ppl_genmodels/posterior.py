@@ -7,7 +7,7 @@ import copy
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pyro
@@ -94,9 +94,20 @@ class Posterior:
         updates theta: Pyro ``param`` sites of the model are hidden from optimizers
         (``poutine.block``) and theta's ``requires_grad`` is off while an engine runs.
     :param name: label used in reports.
+    :param dims: ArviZ's named dimensions, as ``arviz.from_pyro`` takes them: site or data
+        name -> dim names of the leading dimensions of one draw (of the value for a data
+        entry), e.g. ``{"theta": ["school"], "y": ["school"], "sigma": ["school"]}``; dims
+        not named (and every dim of a name not listed) get ArviZ's defaults
+        (``theta_dim_0``). Carried into every group of every engine's InferenceData
+        (``posterior``, ``log_likelihood``, ``posterior_predictive``, ``prior``,
+        ``observed_data``, ``constant_data``), so ``az.summary`` labels read
+        ``theta[Choate]``. Checked against the sites' shapes in :meth:`validate`.
+    :param coords: dim name -> labels (one per position), e.g. ``{"school": ["Choate",
+        ...]}``; a named dim without coords is labelled 0, 1, ...
     :raises ValueError: ``data`` holds NaN/inf (naming the entry and rows), an empty,
         complex, string or object-array value (naming the entry); ``params`` has the wrong
-        type; ``name`` is not a string.
+        type; ``name`` is not a string; ``dims`` is not a mapping of name -> list of
+        strings, or ``coords`` not a mapping of dim -> 1-D list of distinct labels.
     """
 
     def __init__(
@@ -106,6 +117,8 @@ class Posterior:
         data: Mapping[str, Any],
         params: Any = None,
         name: str | None = None,
+        dims: Mapping[str, Sequence[str]] | None = None,
+        coords: Mapping[str, Sequence] | None = None,
     ):
         if not callable(model):
             raise ValueError(f"model must be callable, got {type(model).__name__}")
@@ -121,6 +134,8 @@ class Posterior:
         self.params = params
         self._theta = _module_tensors(params)
         self.name = name or getattr(model, "__name__", "posterior")
+        self.dims = _check_dims(dims)
+        self.coords = _check_coords(coords)
         self._sites: SiteInfo | None = None
 
     def __repr__(self) -> str:
@@ -205,7 +220,9 @@ class Posterior:
             a different shape from the model's site, the model has no latent site, one of
             :data:`~ppl_genmodels._validate.SUPPORT_DRAWS` seeded guide draws lies outside the
             model's support at a site (naming the site, the support and the value), or
-            log q / log p(x, z | theta) is not finite at a guide draw. The global random
+            log q / log p(x, z | theta) is not finite at a guide draw, or ``dims`` name a
+            site or data entry that does not exist, more dims than its value has, one dim
+            with two sizes, or ``coords`` of another length than their dim. The global random
             number generator state is left as it was.
         """
         if self._sites is not None:
@@ -223,8 +240,46 @@ class Posterior:
                 _match_guide(info, model_trace, guide_trace)
                 check_guide_support(model, guide, self.data, set(info.latent), _trace,
                                     _check_finite)
+        _check_dims_fit(self, info)
         self._sites = info
         return info
+
+    def replace(self, **changes) -> "Posterior":
+        """A new :class:`Posterior` with the same model, guide, data, params, name, dims and
+        coords, except those given in ``changes`` (keyword arguments of the constructor)."""
+        kwargs = dict(model=self.model, guide=self.guide, data=self.data, params=self.params,
+                      name=self.name, dims=self.dims, coords=self.coords)
+        unknown = sorted(set(changes) - set(kwargs))
+        if unknown:
+            raise ValueError(f"Posterior.replace: unknown field(s) {unknown}")
+        kwargs.update(changes)
+        return Posterior(**kwargs)
+
+    def parameter_labels(self) -> dict[str, str]:
+        """Positional label -> ArviZ label of every scalar latent and deterministic
+        component, e.g. ``{"theta[0]": "theta[Choate]", "mu": "mu"}`` (the identity without
+        coords): moves a reference written with positions onto the labels of this
+        posterior's results (:meth:`ppl_genmodels.reference.Reference.relabel`).
+        Source: ``arviz.labels.IdxLabeller`` / ``BaseLabeller``."""
+        from . import _arviz
+
+        sites = self.validate()
+        shapes = {**sites.latent, **sites.deterministic}
+        dataset = _arviz.dict_to_dataset(
+            {k: np.zeros((1, 1, *s)) for k, s in shapes.items()},
+            dims={k: v for k, v in self.dims.items() if k in shapes} or None,
+            coords=self.coords or None)
+        return _arviz.coordinate_labels(dataset)
+
+    def image_coords(self, index: int, dim: str = "image") -> dict:
+        """``coords`` for the posterior of position ``index`` along ``dim`` alone (a per-image
+        posterior keeps its image's label): ``coords`` with ``dim`` -> ``[label]``, or
+        ``coords`` unchanged when no site uses ``dim``."""
+        if not any(dim in names for names in self.dims.values()):
+            return dict(self.coords)
+        labels = self.coords.get(dim)
+        label = labels[index] if labels is not None else index
+        return {**self.coords, dim: [label]}
 
     def log_density(self, latents: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """log p(x, z | theta) in nats at one latent value ``latents`` (site -> tensor)."""
@@ -265,7 +320,69 @@ class Posterior:
             if isinstance(module, torch.nn.Module):
                 module.to(device)
         data = {k: v.to(device) for k, v in self.data.items()}
-        return Posterior(self.model, guide, data, params=params, name=self.name)
+        return self.replace(guide=guide, data=data, params=params)
+
+
+def _check_dims(dims) -> dict[str, list[str]]:
+    if dims is None:
+        return {}
+    if not isinstance(dims, Mapping):
+        raise ValueError(f"dims must be a mapping of site/data name -> list of dim names, not "
+                         f"{type(dims).__name__}")
+    out = {}
+    for key, names in dims.items():
+        if isinstance(names, str) or not isinstance(names, Sequence) or not all(
+                isinstance(n, str) and n for n in names):
+            raise ValueError(f"dims[{key!r}] must be a list of dim names (strings), got {names!r}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"dims[{key!r}] names a dim twice: {list(names)}")
+        if {"chain", "draw"} & set(names):
+            raise ValueError(f"dims[{key!r}]: 'chain' and 'draw' are ArviZ's sample dims")
+        out[str(key)] = list(names)
+    return out
+
+
+def _check_coords(coords) -> dict[str, list]:
+    if coords is None:
+        return {}
+    if not isinstance(coords, Mapping):
+        raise ValueError(f"coords must be a mapping of dim name -> labels, not "
+                         f"{type(coords).__name__}")
+    out = {}
+    for dim, labels in coords.items():
+        values = np.asarray(labels)
+        if isinstance(labels, str) or values.ndim != 1:
+            raise ValueError(f"coords[{dim!r}] must be a 1-D list of labels, got {labels!r}")
+        if len(set(values.tolist())) != len(values):
+            raise ValueError(f"coords[{dim!r}] has repeated labels: {values.tolist()}")
+        out[str(dim)] = values.tolist()
+    return out
+
+
+def _check_dims_fit(posterior: "Posterior", info: SiteInfo) -> None:
+    """:raises ValueError: a dims entry names no site or data entry, names more dims than
+    the value has, a dim has two sizes, or coords of another length than the dim."""
+    shapes = {k: tuple(v.shape) for k, v in posterior.data.items()}
+    shapes.update({k: tuple(v.shape) for k, v in info.observed.items()})
+    for group in (info.latent, info.deterministic, info.enumerated):
+        shapes.update({k: tuple(v) for k, v in group.items()})
+    sizes: dict[str, tuple[int, str]] = {}
+    for key, names in posterior.dims.items():
+        if key not in shapes:
+            raise ValueError(f"dims[{key!r}]: {posterior.name!r} has no site or data entry "
+                             f"{key!r}; known: {sorted(shapes)}")
+        if len(names) > len(shapes[key]):
+            raise ValueError(f"dims[{key!r}] names {len(names)} dims {names} but one draw of "
+                             f"{key!r} has shape {shapes[key]}")
+        for dim, size in zip(names, shapes[key]):
+            seen = sizes.setdefault(dim, (size, key))
+            if seen[0] != size:
+                raise ValueError(f"dim {dim!r} has size {size} in {key!r} but {seen[0]} in "
+                                 f"{seen[1]!r}")
+    for dim, labels in posterior.coords.items():
+        if dim in sizes and len(labels) != sizes[dim][0]:
+            raise ValueError(f"coords[{dim!r}] has {len(labels)} labels but dim {dim!r} has "
+                             f"size {sizes[dim][0]} (in {sizes[dim][1]!r})")
 
 
 def _trace(fn: Callable, data: Mapping[str, torch.Tensor], who: str):

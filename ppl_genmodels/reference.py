@@ -37,6 +37,23 @@ class Reference:
     def parameters(self) -> list[str]:
         return list(self.mean)
 
+    def relabel(self, labels: Mapping[str, str]) -> "Reference":
+        """This reference with its parameters renamed by ``labels`` (old -> new; names not
+        in ``labels`` are kept), e.g. ``{"theta[0]": "theta[Choate]"}`` from
+        :func:`ppl_genmodels._arviz.coordinate_labels` when the posterior declares coords.
+
+        :raises ValueError: two parameters would get the same name."""
+        rename = {k: labels.get(k, k) for k in self.mean}
+        if len(set(rename.values())) != len(rename):
+            raise ValueError("relabel: two reference parameters would get the same name")
+
+        def move(mapping):
+            return {rename.get(k, labels.get(k, k)): v for k, v in mapping.items()}
+
+        return Reference(mean=move(self.mean), sd=move(self.sd), mcse_mean=move(self.mcse_mean),
+                         draws=move(self.draws) if self.draws is not None else None,
+                         source=self.source, citation=self.citation)
+
     @classmethod
     def from_json(cls, path: str | Path) -> "Reference":
         """Load a reference written by ``scripts/make_posteriordb_references.py``.

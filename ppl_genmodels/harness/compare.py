@@ -271,7 +271,9 @@ def compare(
         (:class:`~ppl_genmodels.infer.Engine`, or anything with ``name`` and
         ``run(posterior, seed) -> InferenceData``, adapted by ``get_engine``).
     :param seed: seed given to every engine.
-    :param reference: reference posterior; without one, distances are to NUTS.
+    :param reference: reference posterior; without one, distances are to NUTS. Its
+        parameters may be named by position (``theta[0]``) or by the posterior's coords
+        (``theta[Choate]``); positions are moved onto the coords.
     :param engine_config: name -> keyword arguments for built-in engines given by name.
     :param progress: show tqdm progress bars.
     :param checkpoint_dir: if given, each finished engine's result is written there at once
@@ -319,4 +321,8 @@ def compare(
         else:
             results[name] = EngineResult(idata)
     idata = {name: result.idata for name, result in results.items()}
+    if reference is not None and posterior.coords:
+        # references written with positions (theta[0]) move onto the results' labels
+        # (theta[Choate])
+        reference = reference.relabel(posterior.parameter_labels())
     return Comparison(posterior.name, idata, reference, resolved, results)

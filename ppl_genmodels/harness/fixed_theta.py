@@ -223,13 +223,13 @@ def compare_fixed_theta(run_dir, num_images: int = 4, seed: int = 0, num_samples
     else:
         images = torch.as_tensor(images, dtype=torch.float32)  # keeps the images' device
         posterior = Posterior(run.model.model, run.guide, {"x": images}, params=run.model,
-                              name=f"{run.config.model}_{run.config.method}")
+                              name=f"{run.config.model}_{run.config.method}",
+                              dims=getattr(run.model, "dims", None))
     x = posterior.data["x"]
     num_images = x.shape[0]
     module = image_model(run.config.model)
     config = {**module.engine_config(False), **(engine_config or {})}
-    refit = Posterior(run.model.model, module.local_guide(run.guide, x), {"x": x}, params=run.model,
-                      name=posterior.name)
+    refit = posterior.replace(guide=module.local_guide(run.guide, x))
     sites = posterior.validate()
     discrete = sorted(sites.discrete - set(sites.enumerated))  # NUTS cannot sample these
     continuous = not discrete

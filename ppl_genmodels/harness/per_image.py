@@ -31,8 +31,8 @@ __all__ = ["nuts_per_image", "nuts_image_table", "k_hat_verdict", "trust_counts"
 def _split(posterior: Posterior) -> list[Posterior]:
     """One posterior per image: the same model and theta, data ``{"x": x[i:i+1]}``."""
     x = posterior.data["x"]
-    return [Posterior(posterior.model, None, {"x": x[i:i + 1]}, params=posterior.params,
-                      name=f"{posterior.name}[{i}]") for i in range(x.shape[0])]
+    return [posterior.replace(guide=None, data={"x": x[i:i + 1]}, name=f"{posterior.name}[{i}]",
+                              coords=posterior.image_coords(i)) for i in range(x.shape[0])]
 
 
 def nuts_per_image(posterior: Posterior, engine: NUTS, seed: int = 0,

@@ -8,6 +8,10 @@ off, as for the NUTS potential), checked on two draws against plain traces, and
 otherwise one trace per draw. Models with enumerated discrete sites are skipped: their
 pointwise likelihood needs the discrete sites summed out per observation.
 
+The same vectorized trace gives the posterior predictive: y_rep ~ p(y | z_s, theta) drawn
+from each observed site's distribution at the draw (ArviZ's ``posterior_predictive`` group,
+which ``az.plot_ppc`` reads), recorded where cheap (:func:`observed_site_draws`).
+
 Source: the group's layout is ArviZ's schema (``arviz.from_pyro`` writes the same:
 ``log_likelihood[site]`` with dims ``(chain, draw, *batch)``).
 """
@@ -26,16 +30,24 @@ from ..posterior import SiteInfo
 
 log = logging.getLogger(__name__)
 
-__all__ = ["pointwise_log_likelihood"]
+__all__ = ["pointwise_log_likelihood", "observed_site_draws"]
 
 _MAX_LOOP_DRAWS = 20000  # beyond this many draws the per-draw fallback is skipped
+_MAX_LOOP_PREDICTIVE = 2000  # likewise for the posterior predictive ("where cheap")
 
 
-def _site_log_likelihood(model, data, observed, latents):
+def _site_terms(model, data, observed, latents, sample=False):
+    """log p(y | z, theta) per observed site (and, with ``sample``, a draw y_rep from the
+    same distribution: the posterior predictive)."""
     with pyro.validation_enabled(False):
         trace = poutine.trace(poutine.condition(model, data=latents)).get_trace(**data)
-    return {name: trace.nodes[name]["fn"].log_prob(trace.nodes[name]["value"])
-            for name in observed}
+    out = {name: trace.nodes[name]["fn"].log_prob(trace.nodes[name]["value"]) for name in observed}
+    if sample:
+        out.update({_REP + name: trace.nodes[name]["fn"].sample() for name in observed})
+    return out
+
+
+_REP = "y_rep::"  # key prefix of predictive draws inside _site_terms' output
 
 
 def pointwise_log_likelihood(
@@ -54,11 +66,40 @@ def pointwise_log_likelihood(
         term in all (one observation: leave-one-out has nothing to leave out), or its
         likelihood could not be evaluated at the draws (logged).
     """
+    return observed_site_draws(model, data, sites, draws, predictive=False)[0]
+
+
+def observed_site_draws(
+    model: Callable,
+    data: Mapping[str, torch.Tensor],
+    sites: SiteInfo,
+    draws: Mapping[str, np.ndarray],
+    predictive: bool = True,
+    max_predictive_elements: int = 1_000_000,
+) -> tuple[dict[str, np.ndarray] | None, dict[str, np.ndarray] | None]:
+    """The pointwise log-likelihood (:func:`pointwise_log_likelihood`) and the posterior
+    predictive y_rep ~ p(y | z, theta) at every draw z, from one (vectorized) trace per
+    draw: ArviZ's ``log_likelihood`` and ``posterior_predictive`` groups.
+
+    :param predictive: also draw y_rep (from the global torch generator: fork and seed it
+        for reproducible draws).
+    :param max_predictive_elements: y_rep is skipped when draws x observed elements exceed
+        this ("where cheap": e.g. every pixel of 100 images at every draw).
+    :returns: ``(log_likelihood, posterior_predictive)``: site -> ``(chain, draw,
+        *batch_shape)`` float64 nats, and site -> ``(chain, draw, *site_shape)`` in the
+        observed values' dtype; each ``None`` when not recorded (as
+        :func:`pointwise_log_likelihood` says; both ``None`` for models with enumerated
+        sites, whose discrete sites would have to be drawn first).
+    """
     if not sites.observed or sites.enumerated or not sites.latent:
-        return None
+        return None, None
     first = np.asarray(draws[next(iter(sites.latent))])
     chains, num = first.shape[:2]
     n = chains * num
+    if predictive and n * sum(v.numel() for v in sites.observed.values()) > max_predictive_elements:
+        log.debug("posterior predictive skipped: %d draws x %d observed elements", n,
+                  sum(v.numel() for v in sites.observed.values()))
+        predictive = False
     dtype = next(iter(sites.observed.values())).dtype
     dtype = dtype if dtype.is_floating_point else torch.get_default_dtype()
     device = next(iter(sites.observed.values())).device
@@ -67,13 +108,24 @@ def pointwise_log_likelihood(
     observed = list(sites.observed)
     try:
         with torch.no_grad():
-            first_terms = _site_log_likelihood(model, data, observed,
-                                               {k: v[0] for k, v in flat.items()})
+            first_terms = _site_terms(model, data, observed, {k: v[0] for k, v in flat.items()})
     except Exception as err:  # noqa: BLE001
         log.warning("pointwise log-likelihood not recorded: %s", err)
-        return None
-    if sum(v.numel() for v in first_terms.values()) < 2:
-        return None  # one term (e.g. one image with its pixels as an event): nothing to leave out
+        return None, None
+    # one term (e.g. one image with its pixels as an event): nothing to leave out
+    with_log_lik = sum(v.numel() for v in first_terms.values()) >= 2
+    log_lik = _log_likelihood(model, data, observed, flat, n) if with_log_lik else None
+    if log_lik is not None:
+        log_lik = {k: v.detach().to(torch.float64).cpu().numpy().reshape(chains, num, *v.shape[1:])
+                   for k, v in log_lik.items()}
+    replicated = _replicated(model, data, observed, flat, n) if predictive else None
+    if replicated is not None:
+        replicated = {k: v.detach().cpu().numpy().reshape(chains, num, *v.shape[1:]).astype(
+            sites.observed[k].cpu().numpy().dtype, copy=False) for k, v in replicated.items()}
+    return log_lik, replicated
+
+
+def _log_likelihood(model, data, observed, flat, n):
     try:
         with torch.no_grad():
             result = _vmapped(model, data, observed, flat, n)
@@ -87,20 +139,46 @@ def pointwise_log_likelihood(
             return None
         try:
             with torch.no_grad():
-                rows = [_site_log_likelihood(model, data, observed,
-                                             {k: v[i] for k, v in flat.items()})
+                rows = [_site_terms(model, data, observed, {k: v[i] for k, v in flat.items()})
                         for i in range(n)]
         except Exception as err:  # noqa: BLE001
             log.warning("pointwise log-likelihood not recorded: %s", err)
             return None
         result = {k: torch.stack([r[k] for r in rows]) for k in observed}
-    return {k: v.detach().to(torch.float64).cpu().numpy().reshape(chains, num, *v.shape[1:])
-            for k, v in result.items()}
+    return result
+
+
+def _replicated(model, data, observed, flat, n):
+    """y_rep per observed site, ``(n, *site_shape)``: one vectorized trace (``vmap``), or one
+    trace per draw up to :data:`_MAX_LOOP_PREDICTIVE` draws (some samplers draw in place,
+    which ``vmap`` refuses), else ``None``."""
+    def one(latents):
+        return {k[len(_REP):]: v for k, v in _site_terms(model, data, observed, latents,
+                                                           sample=True).items()
+                if k.startswith(_REP)}
+
+    with torch.no_grad():
+        try:
+            batched = torch.func.vmap(one, randomness="different")(flat)
+            plain = one({k: v[0] for k, v in flat.items()})
+            if all(batched[k].shape[1:] == plain[k].shape for k in observed):
+                return batched
+        except Exception as err:  # noqa: BLE001 - any failure means: use the fallback
+            log.debug("posterior predictive: vmap failed (%s)", err)
+        if n > _MAX_LOOP_PREDICTIVE:
+            log.debug("posterior predictive skipped: no vectorized draws, %d draws", n)
+            return None
+        try:
+            rows = [one({k: v[i] for k, v in flat.items()}) for i in range(n)]
+        except Exception as err:  # noqa: BLE001
+            log.warning("posterior predictive not recorded: %s", err)
+            return None
+    return {k: torch.stack([r[k] for r in rows]) for k in observed}
 
 
 def _vmapped(model, data, observed, flat, n):
     def one(latents):
-        return _site_log_likelihood(model, data, observed, latents)
+        return _site_terms(model, data, observed, latents)
 
     batched = torch.func.vmap(one, randomness="different")(flat)
     # Check against plain traces on two draws: a model that silently mixes draws (or

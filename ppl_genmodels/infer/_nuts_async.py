@@ -280,7 +280,14 @@ def sample_async(potential, q, u, g, inv_mass, gen, *, warmup_steps: int, num_sa
         warm = end <= W
         in_window = next(((a, b) for a, b in windows if a <= start <= b), None)
 
-        def on_transition(done, info, start=start, warm=warm, in_window=in_window):
+        if warm:
+            step_fn = lambda: averaging.log_step.exp().to(dtype).unsqueeze(-1).expand(B, K)  # noqa: E731
+        else:
+            if final_step is None:
+                final_step = averaging.final_log_step.exp().to(dtype).unsqueeze(-1).expand(B, K)
+            step_fn = lambda: final_step  # noqa: E731
+
+        def on_transition(done, info, start=start, warm=warm, in_window=in_window, step_fn=step_fn):
             iteration = start + info["index"]
             if warm:
                 # One update per K finished transitions of a posterior, so that every
@@ -303,15 +310,12 @@ def sample_async(potential, q, u, g, inv_mass, gen, *, warmup_steps: int, num_sa
                 row = dict(info, lp=-info["potential"])
                 for key in names:
                     stats[key][s_index, bidx[sel], kidx[sel]] = row[key][sel].to(stats[key].dtype)
-            if progress_bar is not None:
-                progress_bar.update(int(done.sum()) / K / B)
+            if progress_bar is not None:  # a NutsProgress
+                depth = info["tree_depth"][done] if bool(done.any()) else info["tree_depth"]
+                progress_bar.update(int(done.sum()) / K / B, "warmup" if warm else "sampling",
+                                    warm_divergences if warm else stats["diverging"],
+                                    step_fn(), depth)
 
-        if warm:
-            step_fn = lambda: averaging.log_step.exp().to(dtype).unsqueeze(-1).expand(B, K)  # noqa: E731
-        else:
-            if final_step is None:
-                final_step = averaging.final_log_step.exp().to(dtype).unsqueeze(-1).expand(B, K)
-            step_fn = lambda: final_step  # noqa: E731
         depth = max_tree_depth
         if warm and windows and end <= windows[0][1] + 1:  # no metric estimate yet: cap
             depth = min(depth, initial_max_tree_depth)

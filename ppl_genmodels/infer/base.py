@@ -29,6 +29,7 @@ engine's methods at run time.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
@@ -45,7 +46,9 @@ class EngineResult:
 
     :ivar idata: ``arviz.InferenceData`` with the layout of :mod:`ppl_genmodels.infer.result`
         (``posterior`` draws with dims ``(chain, draw, *site_shape)``, ``sample_stats``,
-        ``observed_data``, ``constant_data``, engine ``attrs``).
+        ``log_likelihood``, ``posterior_predictive``, ``prior``, ``prior_predictive``,
+        ``observed_data``, ``constant_data``, the posterior's dims and coords, engine
+        ``attrs``).
     :ivar guide: the guide the draws came from (a private, fitted copy for SVI/RWS; the
         given guide's copy for the amortized engine); ``None`` for MCMC and user engines.
     :ivar param_state: Pyro param-store name -> tensor after the run (the guide's
@@ -120,11 +123,13 @@ class UserEngine:
 
     def run(self, posterior, seed: int, *, progress: bool = True) -> EngineResult:
         """The user's ``run``; its return value becomes ``EngineResult.idata`` (an
-        :class:`EngineResult` is passed through).
+        :class:`EngineResult` is passed through), with ArviZ's default dims of variables the
+        posterior declares dims for renamed to those dims and given their coords
+        (:func:`ppl_genmodels._arviz.apply_dims`).
 
         :raises TypeError: naming the engine, when ``run`` returns something other than an
             ``arviz.InferenceData`` (or an :class:`EngineResult` holding one)."""
-        from .._arviz import InferenceData
+        from .._arviz import InferenceData, apply_dims
 
         if self._takes_progress:
             out = self.engine.run(posterior, seed, progress=progress)
@@ -136,6 +141,10 @@ class UserEngine:
                 f"engine {self.name!r}: run(posterior, seed) returned a "
                 f"{type(result.idata).__name__}, not an arviz.InferenceData (see "
                 "ppl_genmodels.infer.result.make_inference_data for the layout)")
+        idata = apply_dims(result.idata, getattr(posterior, "dims", None),
+                           getattr(posterior, "coords", None) or {})
+        if idata is not result.idata:  # ArviZ's default dims renamed to the posterior's
+            result = dataclasses.replace(result, idata=idata)
         return result
 
     def __repr__(self) -> str:

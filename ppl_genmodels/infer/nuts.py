@@ -29,6 +29,7 @@ from ._draws import deterministic_sites
 from ._nuts_async import sample_async
 from ._nuts_kernel import compile_leaf, nuts_transition
 from ._potential import COMPILE, MODES, make_potential
+from ._progress import NutsProgress
 from .base import EngineResult
 from .result import engine_attrs, make_inference_data
 
@@ -244,7 +245,8 @@ class NUTS:
                                  target_accept_prob=self.target_accept_prob,
                                  max_tree_depth=self.max_tree_depth,
                                  max_delta_energy=self.max_delta_energy, leaf_fn=leaf_fn,
-                                 initial_max_tree_depth=INITIAL_MAX_TREE_DEPTH, progress_bar=bar)
+                                 initial_max_tree_depth=INITIAL_MAX_TREE_DEPTH,
+                                 progress_bar=NutsProgress(bar, B, K))
             bar.close()
             return {**state, **info}
         log_step = find_step_size(potential, q, u, g, inv_mass,
@@ -265,6 +267,8 @@ class NUTS:
         all_idle = torch.zeros(B, K, dtype=torch.long, device=device)
         step = averaging.log_step.exp()
         bar = tqdm(total=W + S, desc=f"nuts {B}x{K} chains", disable=not progress, leave=False)
+        live = NutsProgress(bar, B, K)
+        sampled_divergences = torch.zeros((), dtype=torch.long, device=device)
         for it in range(W + S):
             if it < W:
                 step = averaging.log_step.exp()
@@ -303,14 +307,13 @@ class NUTS:
                        "acceptance_rate": t.acceptance_rate, "lp": -u}
                 for key in STATS:
                     stats[key].append(row[key])
-            bar.update(1)
-            if it % 20 == 0:
-                divergent = int(warm_divergences.sum()) if it < W else sum(
-                    int(d.sum()) for d in stats["diverging"])
-                bar.set_postfix(phase="warmup" if it < W else "sampling",
-                                depth=int(t.tree_depth.max()), step=f"{float(step.min()):.3g}",
-                                divergences=divergent)
-        bar.close()
+            if it < W:
+                live.update(1, "warmup", warm_divergences, step, t.tree_depth)
+            else:
+                sampled_divergences += t.diverging.sum()
+                live.update(1, "sampling", sampled_divergences, step, t.tree_depth,
+                            force=it == W + S - 1)
+        live.close()
         stats = {k: torch.stack(v) if v else torch.empty(0, B, K) for k, v in stats.items()}
         stats["tree_depth"], stats["n_steps"] = stats["tree_depth"].long(), stats["n_steps"].long()
         return {"draws": draws, "stats": stats, "inv_mass": inv_mass, "warm_grads": warm_grads,
@@ -348,6 +351,8 @@ class NUTS:
                 warmup_resets=int(state.get("warmup_resets", 0)),
                 potential_setup_s=state["setup_s"],
             )
-            idata = make_inference_data(posterior, values, sample_stats, attrs)
+            # predictive groups only for a single posterior: not for SBC batches or images
+            idata = make_inference_data(posterior, values, sample_stats, attrs,
+                                        predictive=len(posteriors) == 1)
             out.append(idata)
         return out

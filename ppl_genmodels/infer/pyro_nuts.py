@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
@@ -116,6 +118,23 @@ class _RecordingNUTS(PyroNUTS):
 
 
 
+@contextlib.contextmanager
+def _progress_logging(progress: bool):
+    """Pyro's MCMC advances its tqdm bar from ``logger.info`` records of the logger
+    ``pyro.infer.mcmc`` (``MCMCLoggingHandler``): with the ``pyro`` logger at WARNING (as
+    the CLI sets it, to hide "Guessed max_plate_nesting") those records are dropped and the
+    bar stays at 0/N for the whole run. Let that logger's INFO records through while a
+    run shows progress (it does not propagate: Pyro's handler writes above the bar)."""
+    logger = logging.getLogger("pyro.infer.mcmc")
+    level = logger.level
+    if progress and logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 @dataclass
 class PyroNUTS:
     """Sample the posterior with the No-U-Turn sampler (Hoffman & Gelman 2014).
@@ -172,7 +191,7 @@ class PyroNUTS:
         start = time.perf_counter()
         chain_seeds = np.random.SeedSequence(seed).generate_state(self.num_chains)
         samples, stats, grad_evals = [], [], 0
-        with posterior.session() as (model, _):
+        with posterior.session() as (model, _), _progress_logging(progress):
             for chain, chain_seed in enumerate(chain_seeds):
                 pyro.set_rng_seed(int(chain_seed))
                 kernel = _RecordingNUTS(

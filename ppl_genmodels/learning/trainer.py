@@ -375,7 +375,8 @@ def posterior_from_run(run: TrainedRun, num_images: int = 4, seed: int = 0, data
     dataset = load_image_dataset(run.config.data, data_dir or run.config.data_dir)
     x, _ = dataset.test_subset(num_images, seed=seed)
     return Posterior(run.model.model, run.guide, {"x": torch.as_tensor(x, dtype=torch.float32)},
-                     params=run.model, name=name or f"{run.config.model}_{run.config.method}")
+                     params=run.model, name=name or f"{run.config.model}_{run.config.method}",
+                     dims=getattr(run.model, "dims", None))
 
 
 def posterior_from_checkpoint(run_dir, num_images: int = 4, seed: int = 0, data_dir=None) -> Posterior:

@@ -61,8 +61,14 @@ class ModelSpec:
         return self.module.make_posterior(quick=quick, seed=seed)
 
     def reference(self, posterior=None):
-        """Reference moments/draws, or ``None`` when the model has none."""
-        return self.module.reference(posterior)
+        """Reference moments/draws, or ``None`` when the model has none. With ``posterior``
+        the parameters carry its coords' labels (``theta[Choate]``, as the engines' results
+        name them; :meth:`~ppl_genmodels.Posterior.parameter_labels`), else positions
+        (``theta[0]``)."""
+        reference = self.module.reference(posterior)
+        if reference is not None and posterior is not None and posterior.coords:
+            reference = reference.relabel(posterior.parameter_labels())
+        return reference
 
     def engine_config(self, quick: bool = False) -> dict:
         """Engine name -> keyword arguments tuned for this model."""

@@ -28,6 +28,12 @@ NAME = "eight_schools"
 
 Y = [28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0]
 SIGMA = [15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0]
+SCHOOLS = ["Choate", "Deerfield", "Phillips Andover", "Phillips Exeter", "Hotchkiss",
+           "Lawrenceville", "St. Paul's", "Mt. Hermon"]
+"""The schools' names, in the data's order (as ArviZ's ``load_arviz_data("centered_eight")``)."""
+DIMS = {"theta": ["school"], "theta_trans": ["school"], "y": ["school"], "sigma": ["school"]}
+"""ArviZ dims of the sites and data entries (``Posterior(dims=...)``)."""
+COORDS = {"school": SCHOOLS}
 REFERENCE_FILE = Path(__file__).parent / "references" / "eight_schools_noncentered.json"
 
 
@@ -88,7 +94,7 @@ def load_data() -> dict:
 
 def make_posterior(quick: bool = False, seed: int = 0) -> Posterior:
     torch.manual_seed(seed)
-    return Posterior(model, Encoder(), load_data(), name=NAME)
+    return Posterior(model, Encoder(), load_data(), name=NAME, dims=DIMS, coords=COORDS)
 
 
 def reference(posterior: Posterior | None = None) -> Reference:

@@ -21,7 +21,7 @@ import torch
 
 from ..posterior import Posterior
 from ..reference import Reference
-from .eight_schools import REFERENCE_FILE, load_data
+from .eight_schools import COORDS, DIMS, REFERENCE_FILE, load_data
 from .flows import auto_guide
 
 NAME = "eight_schools_centered"
@@ -38,7 +38,8 @@ def model(y, sigma):
 
 def make_posterior(quick: bool = False, seed: int = 0) -> Posterior:
     torch.manual_seed(seed)
-    return Posterior(model, auto_guide(model, "ffg"), load_data(), name=NAME)
+    return Posterior(model, auto_guide(model, "ffg"), load_data(), name=NAME,
+                     dims={k: v for k, v in DIMS.items() if k != "theta_trans"}, coords=COORDS)
 
 
 def reference(posterior: Posterior | None = None) -> Reference:

@@ -167,7 +167,8 @@ def quadrature_reference(y: torch.Tensor, num_points: int = 41, width: float = 7
 
 def make_posterior(quick: bool = False, seed: int = 0) -> Posterior:
     torch.manual_seed(seed)
-    return Posterior(model, Encoder(), load_data(), name=NAME)
+    return Posterior(model, Encoder(), load_data(), name=NAME,
+                     dims={"locs": ["component"], "assignment": ["obs"], "y": ["obs"]})
 
 
 def reference(posterior: Posterior | None = None) -> Reference:

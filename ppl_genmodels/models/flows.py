@@ -200,16 +200,13 @@ def with_guide(posterior, kind: str, **kwargs):
     """The same posterior (model, data, theta) with a fresh :func:`auto_guide` of ``kind``.
 
     :param posterior: a :class:`~ppl_genmodels.Posterior` whose latents are continuous.
-    :returns: a new ``Posterior`` named ``"{name}"`` (the guide family is in its engines'
+    :returns: a new ``Posterior`` named ``"{name}"``, with the same dims and coords (the guide family is in its engines'
         configs and the report, not in the name).
     :raises ValueError: unknown ``kind``; a discrete latent site (autoguides need continuous
         latents).
     """
-    from ..posterior import Posterior
-
     sites = posterior.validate()
     if sites.discrete or sites.enumerated:
         raise ValueError(f"{posterior.name}: guide {kind!r} needs continuous latents; discrete "
                          f"sites {sorted(sites.discrete | set(sites.enumerated))}")
-    return Posterior(posterior.model, auto_guide(posterior.model, kind, **kwargs), posterior.data,
-                     params=posterior.params, name=posterior.name)
+    return posterior.replace(guide=auto_guide(posterior.model, kind, **kwargs))

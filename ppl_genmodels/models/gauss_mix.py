@@ -106,7 +106,8 @@ def load_data() -> dict:
 
 def make_posterior(quick: bool = False, seed: int = 0) -> Posterior:
     torch.manual_seed(seed)
-    return Posterior(model, Encoder(), load_data(), name=NAME)
+    return Posterior(model, Encoder(), load_data(), name=NAME,
+                     dims={"mu": ["component"], "sigma": ["component"], "y": ["obs"]})
 
 
 def reference(posterior: Posterior | None = None) -> Reference:

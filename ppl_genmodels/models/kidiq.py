@@ -48,6 +48,10 @@ REFERENCE_FILE = Path(__file__).parent / "references" / "kidiq_kidscore_momiq.js
 FLAT_PRIOR_SIMULATION_SCALE = 30.0
 
 
+DIMS = {"beta": ["coef"], "kid_score": ["child"], "mom_iq": ["child"]}
+"""ArviZ dims of the sites and data entries (``Posterior(dims=...)``)."""
+
+
 def model(kid_score, mom_iq):
     """kid_score, mom_iq: (N,) test scores and IQ points."""
     centre = mom_iq.mean()
@@ -123,7 +127,8 @@ def load_data() -> dict:
 
 def make_posterior(quick: bool = False, seed: int = 0) -> Posterior:
     torch.manual_seed(seed)
-    return Posterior(model, Encoder(), load_data(), name=NAME)
+    return Posterior(model, Encoder(), load_data(), name=NAME, dims=DIMS,
+                     coords={"coef": ["intercept", "mom_iq"]})
 
 
 def reference(posterior: Posterior | None = None) -> Reference:

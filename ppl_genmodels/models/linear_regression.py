@@ -35,6 +35,12 @@ PRIOR_SCALE = 1.0
 NOISE_SCALE = 0.7
 
 
+FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
+"""``load_diabetes().feature_names``: the coords of ``w``'s ``feature`` dim."""
+DIMS = {"w": ["feature"], "x": ["patient", "feature"], "y": ["patient"]}
+"""ArviZ dims of the sites and data entries (``Posterior(dims=...)``)."""
+
+
 def model(x, y):
     """x: (N, D) standardized covariates; y: (N,) standardized target."""
     d = x.shape[-1]
@@ -99,7 +105,8 @@ def closed_form(x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarra
 def make_posterior(quick: bool = False, seed: int = 0) -> Posterior:
     data = load_data()
     torch.manual_seed(seed)
-    return Posterior(model, Encoder(data["x"].shape[-1]), data, name=NAME)
+    return Posterior(model, Encoder(data["x"].shape[-1]), data, name=NAME, dims=DIMS,
+                     coords={"feature": FEATURES})
 
 
 def reference(posterior: Posterior | None = None) -> Reference:

@@ -35,6 +35,10 @@ PRIOR_SCALE = 1.0
 REFERENCE_FILE = Path(__file__).parent / "references" / "logistic_regression_breast_cancer.json"
 
 
+DIMS = {"w": ["feature"], "x": ["tumour", "feature"], "y": ["tumour"]}
+"""ArviZ dims of the sites and data entries (``Posterior(dims=...)``)."""
+
+
 def model(x, y):
     """x: (N, D) standardized features; y: (N,) labels in {0, 1}."""
     d = x.shape[-1]
@@ -90,7 +94,8 @@ def load_data() -> dict:
 
 def make_posterior(quick: bool = False, seed: int = 0) -> Posterior:
     torch.manual_seed(seed)
-    return Posterior(model, Encoder(), load_data(), name=NAME)
+    return Posterior(model, Encoder(), load_data(), name=NAME, dims=DIMS,
+                     coords={"feature": list(FEATURES)})
 
 
 def reference(posterior: Posterior | None = None) -> Reference:

@@ -78,7 +78,8 @@ def closed_form(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
 def make_posterior(quick: bool = False, seed: int = 0) -> Posterior:
     data = load_data()
     torch.manual_seed(seed)
-    return Posterior(model, Encoder(data["x"].shape[-1]), data, name=NAME)
+    return Posterior(model, Encoder(data["x"].shape[-1]), data, name=NAME,
+                     dims={"loc": ["dim"], "x": ["obs", "dim"]})
 
 
 def reference(posterior: Posterior | None = None) -> Reference:

@@ -37,6 +37,13 @@ class SBN(nn.Module):
         sizes = (pixels,) + self.layers
         self.down = nn.ModuleList(nn.Linear(sizes[t + 1], sizes[t]) for t in range(len(self.layers)))
 
+    @property
+    def dims(self) -> dict[str, list[str]]:
+        """ArviZ dims of the sites (``Posterior(dims=...)``): ``h{t}`` over ``(image,
+        unit_h{t})``, ``x`` over ``(image, pixel)``."""
+        return {"x": ["image", "pixel"],
+                **{f"h{t}": ["image", f"unit_h{t}"] for t in range(1, len(self.layers) + 1)}}
+
     def model(self, x):
         pyro.module("sbn", self)
         with pyro.plate("images", x.shape[-2], dim=-1):

@@ -111,6 +111,12 @@ class VAE(nn.Module):
         self.latent_dim = latent_dim
         self.decoder = Decoder(latent_dim, pixels, hidden, arch)
 
+    @property
+    def dims(self) -> dict[str, list[str]]:
+        """ArviZ dims of the sites (``Posterior(dims=...)``): ``z`` over ``(image, latent)``,
+        ``x`` over ``(image, pixel)``."""
+        return {"z": ["image", "latent"], "x": ["image", "pixel"]}
+
     def model(self, x):
         pyro.module("decoder", self.decoder)
         prior = dist.Normal(x.new_zeros(self.latent_dim), 1.0).to_event(1)

@@ -82,7 +82,8 @@ def packaged_posterior(num_images: int = 100):
 
     model, encoder = packaged_vae()
     x, _, _ = packaged_mnist_images(num_images)
-    return Posterior(model.model, encoder, {"x": x}, params=model, name="vae_mnist")
+    return Posterior(model.model, encoder, {"x": x}, params=model, name="vae_mnist",
+                     dims=model.dims)
 
 
 NUM_IMAGES = 100

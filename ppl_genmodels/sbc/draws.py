@@ -19,10 +19,16 @@ from ..posterior import Posterior
 __all__ = ["flat_values", "select_draws", "engine_draws", "amortized_draws"]
 
 
-def flat_values(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def flat_values(values: Mapping[str, np.ndarray],
+                posterior: Posterior | None = None) -> dict[str, np.ndarray]:
     """site -> ``(n, *site_shape)`` arrays to scalar label -> ``(n,)``, labelled like
-    :func:`~ppl_genmodels.diagnostics.flat_draws` (ArviZ's labeller: ``"theta[3]"``)."""
-    dataset = _arviz.dict_to_dataset({k: np.asarray(v)[None] for k, v in values.items()})
+    :func:`~ppl_genmodels.diagnostics.flat_draws` labels an engine's result (ArviZ's
+    labeller with ``posterior``'s dims and coords: ``"theta[Choate]"``; ``"theta[3]"``
+    without coords)."""
+    dims = {k: v for k, v in posterior.dims.items() if k in values} if posterior else {}
+    coords = posterior.coords if posterior else {}
+    dataset = _arviz.dict_to_dataset({k: np.asarray(v)[None] for k, v in values.items()},
+                                     dims=dims or None, coords=coords or None)
     return {label: v[0] for label, v in _arviz.flat_values(dataset).items()}
 
 
@@ -87,7 +93,7 @@ def amortized_draws(posterior: Posterior, guide: Any, param_state: Mapping[str, 
     :returns: ``(L, P)`` draws.
     :raises ValueError: the guide does not fit the simulated data (``Posterior.validate``).
     """
-    simulated = Posterior(posterior.model, guide, data, posterior.params, name=posterior.name)
+    simulated = posterior.replace(guide=guide, data=data)
     sim_sites = simulated.validate()  # also checks the guide on the new data
     with simulated.session() as (model, private_guide):
         store = pyro.get_param_store()
@@ -95,5 +101,5 @@ def amortized_draws(posterior: Posterior, guide: Any, param_state: Mapping[str, 
             store[key] = value.detach().clone()
         pyro.set_rng_seed(seed)
         values, _ = guide_draws(model, private_guide, data, sim_sites, num_draws)
-    flat = flat_values({k: values[k] for k in sites})
+    flat = flat_values({k: values[k] for k in sites}, posterior)
     return np.stack([flat[n] for n in names], axis=-1)

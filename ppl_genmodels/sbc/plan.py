@@ -99,8 +99,7 @@ class Plan:
 def amortized_plan(posterior, model_config, engine_config, guide, train_engine) -> Plan:
     """The guide given as ``guide=``, or the posterior's guide trained once (checked here)."""
     if guide is not None:
-        posterior = Posterior(posterior.model, guide, posterior.data, posterior.params,
-                              name=posterior.name)
+        posterior = posterior.replace(guide=guide)
         posterior.validate()
         return Plan(posterior, "amortized(user guide)", {"guide": guide_hash(guide)}, True,
                      trained=(guide, {}))

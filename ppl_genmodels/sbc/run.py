@@ -153,7 +153,7 @@ def sbc(
         check_writable(directory)
     prepare_checkpoint(directory, settings, resume)
 
-    names = list(flat_values({k: np.zeros((1, *s)) for k, s in rankable.items()}))
+    names = list(flat_values({k: np.zeros((1, *s)) for k, s in rankable.items()}, posterior))
     before = plan.posterior.theta()
     if plan.train_config is not None:
         plan.trained = train_guide(plan.posterior, train_engine, plan.train_config, seed,
@@ -241,8 +241,8 @@ def _simulations(plan: Plan, keys, sites: list[str], names: list[str], seed: int
     if plan.trained is None and isinstance(plan.runner, BatchedEngine):
         start = time.perf_counter()
         simulated = [_simulate(plan, keys, sites, names, seed, i) for i in indices]
-        posteriors = [Posterior(plan.posterior.model, None, data, plan.posterior.params,
-                                name=f"{plan.posterior.name}[{i}]")
+        posteriors = [plan.posterior.replace(guide=None, data=data,
+                                             name=f"{plan.posterior.name}[{i}]")
                       for i, (_, _, data) in zip(indices, simulated)]
         infer_seed = seeds_for(seed, indices[0])[1]
         try:
@@ -269,7 +269,7 @@ def _simulate(plan: Plan, keys, sites, names, seed: int, index: int):
     """``(sim_seed, truth (P,), data)`` of simulation ``index``."""
     sim_seed, _ = seeds_for(seed, index)
     true_values, data = simulate.simulate(plan.posterior, keys, sites, sim_seed)
-    flat = flat_values({k: v[None] for k, v in true_values.items()})
+    flat = flat_values({k: v[None] for k, v in true_values.items()}, plan.posterior)
     return sim_seed, np.array([flat[n][0] for n in names]), data
 
 
@@ -286,8 +286,7 @@ def _one_simulation(plan: Plan, keys, sites: list[str], names: list[str], seed: 
                                     num_draws, infer_seed)
             extra = (math.nan, 1, False)
         else:
-            simulated = Posterior(plan.posterior.model, plan.posterior.guide, data,
-                                  plan.posterior.params, name=plan.posterior.name)
+            simulated = plan.posterior.replace(data=data)
             idata = plan.runner.run(simulated, seed=infer_seed, progress=False).idata
             draws, extra = engine_draws(idata, names, num_draws, thin, plan.variational)
     except (RuntimeError, ValueError) as exc:
