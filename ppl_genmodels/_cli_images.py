@@ -14,7 +14,7 @@ from ._cli_common import _device_problem, _prepare_out, _print_fixed_theta, _ref
 
 
 def _add_image_parsers(sub) -> None:
-    from .learning.methods import DEFAULT_PARTICLES, METHODS
+    from .learning.methods import DEFAULT_LR, DEFAULT_PARTICLES, METHODS
 
     tr = sub.add_parser("train", help=f"learn theta of an image model ({', '.join(IMAGE_MODELS)}) "
                                       "on binary images")
@@ -22,15 +22,21 @@ def _add_image_parsers(sub) -> None:
     tr.add_argument("--data", default="binarized_mnist",
                     help="binarized_mnist (fixed), mnist or fashion_mnist (dynamic), digits")
     tr.add_argument("--data-dir", default=None, type=Path, help="folder with the data set's files")
-    tr.add_argument("--method", default="svi", choices=METHODS,
-                    help="svi, iwae, rws, wake_sleep or nvil (default svi)")
+    tr.add_argument("--method", default=None, choices=METHODS,
+                    help="svi, iwae, rws, wake_sleep, nvil or gan (default gan for the gan "
+                         "model, svi otherwise)")
     tr.add_argument("--epochs", default=10, type=_POSITIVE)
     tr.add_argument("--batch-size", default=100, type=_POSITIVE)
     tr.add_argument("--num-particles", default=None, type=_POSITIVE,
                     help=f"K (default per method: {DEFAULT_PARTICLES})")
-    tr.add_argument("--lr", default=1e-3, type=_POSITIVE_FLOAT, help="Adam learning rate")
-    tr.add_argument("--latent-dim", default=None, type=_POSITIVE, help="vae: latent size (default 50)")
-    tr.add_argument("--arch", default=None, choices=("mlp", "conv"), help="vae: architecture")
+    tr.add_argument("--lr", default=None, type=_POSITIVE_FLOAT,
+                    help=f"Adam learning rate (default 1e-3; per method: {DEFAULT_LR})")
+    tr.add_argument("--latent-dim", default=None, type=_POSITIVE,
+                    help="vae, gan: latent size (default 50 for vae, 64 for gan)")
+    tr.add_argument("--arch", default=None, choices=("mlp", "conv", "dcgan"),
+                    help="vae: mlp or conv; gan: dcgan (default) or mlp")
+    tr.add_argument("--flip", default=None, type=_UNIT,
+                    help="gan: pixel-flip probability of the observation model (default 0.05)")
     tr.add_argument("--guide", default=None, choices=("ffg", "iaf", "spline"),
                     help="vae: encoder family: ffg (default), iaf or spline (conditional flows)")
     tr.add_argument("--num-flows", default=None, type=_POSITIVE, help="vae with a flow guide: layers (default 2)")
@@ -69,6 +75,9 @@ def _train(args) -> int:
         model_kwargs.update({k: v for k, v in (("latent_dim", args.latent_dim), ("arch", args.arch),
                                                ("guide", args.guide), ("num_flows", args.num_flows))
                              if v is not None})
+    elif args.model == "gan":
+        model_kwargs.update({k: v for k, v in (("latent_dim", args.latent_dim), ("arch", args.arch),
+                                               ("flip", args.flip)) if v is not None})
     elif args.layers:
         model_kwargs["layers"] = [int(h) for h in args.layers.split(",")]
     if args.force:
@@ -86,7 +95,7 @@ def _train(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     last = run.history[-1] if run.history else {}
-    print(f"trained {args.model} by {args.method}: {len(run.history)} epoch(s); last epoch loss "
+    print(f"trained {args.model} by {run.config.method}: {len(run.history)} epoch(s); last epoch loss "
           f"{last.get('loss', float('nan')):.2f} nats/image, test ELBO "
           f"{last.get('test_elbo', float('nan')):.2f}; run folder {args.out}")
     return 0

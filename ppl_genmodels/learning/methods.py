@@ -7,10 +7,13 @@ its ``train`` parser without them. What each method optimises is described in
 
 from __future__ import annotations
 
-__all__ = ["METHODS", "DEFAULT_PARTICLES"]
+__all__ = ["METHODS", "DEFAULT_PARTICLES", "DEFAULT_LR"]
 
-METHODS = ("svi", "iwae", "rws", "wake_sleep", "nvil")
+METHODS = ("svi", "iwae", "rws", "wake_sleep", "nvil", "gan")
 """Training methods: ELBO (svi), importance-weighted bound (iwae), reweighted wake-sleep
-(rws), classic wake-sleep (wake_sleep), score-function ELBO with neural baselines (nvil)."""
-DEFAULT_PARTICLES = {"svi": 1, "iwae": 5, "rws": 5, "wake_sleep": 1, "nvil": 1}
+(rws), classic wake-sleep (wake_sleep), score-function ELBO with neural baselines (nvil),
+adversarial (gan: non-saturating GAN loss plus a sleep-phase encoder; the ``gan`` model only)."""
+DEFAULT_PARTICLES = {"svi": 1, "iwae": 5, "rws": 5, "wake_sleep": 1, "nvil": 1, "gan": 1}
 """K, the number of guide samples per image and step, when none is given."""
+DEFAULT_LR = {"gan": 2e-4}
+"""Adam learning rate per method when none is given (others: 1e-3)."""

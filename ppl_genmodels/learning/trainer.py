@@ -14,6 +14,9 @@ wake_sleep  classic wake-sleep: wake-theta with one guide sample, sleep-phi on o
             per image (Hinton et al. 1995) -- the Helmholtz machine for ``sbn``
 nvil        ``pyro.infer.TraceGraph_ELBO`` with the encoder's neural baselines (Mnih &
             Gregor 2014), for the binary ``sbn``
+gan         the ``gan`` model only: non-saturating GAN loss for generator and
+            discriminator, sleep-phase encoder (:mod:`.gan_training`; Goodfellow et al.
+            2014); the reported loss is the generator's
 ==========  ==========================================================================
 
 Mini-batches: the data-set objective is a sum over images (no global latents), so each
@@ -45,7 +48,7 @@ from ..io import StaleFileError, atomic_path, damaged, check_writable, load_torc
 from ..models.registry import IMAGE_MODELS
 from ..posterior import Posterior
 from . import objectives
-from .methods import DEFAULT_PARTICLES, METHODS
+from .methods import DEFAULT_LR, DEFAULT_PARTICLES, METHODS
 
 __all__ = ["METHODS", "IMAGE_MODELS", "TrainConfig", "TrainedRun", "train", "load_run", "build_model",
            "image_model", "posterior_from_run", "posterior_from_checkpoint"]
@@ -63,11 +66,11 @@ class TrainConfig:
     model: str = "vae"
     data: str = "binarized_mnist"
     data_dir: str | None = None
-    method: str = "svi"
+    method: str | None = None
     epochs: int = 10
     batch_size: int = 100
     num_particles: int | None = None
-    lr: float = 1e-3
+    lr: float | None = None
     seed: int = 0
     num_train: int | None = None
     insomnia: float = 1.0
@@ -77,8 +80,18 @@ class TrainConfig:
         """Fill defaults and check combinations. :raises ValueError: naming the bad option."""
         if self.model not in IMAGE_MODELS:
             raise ValueError(f"unknown image model {self.model!r}; known: {list(IMAGE_MODELS)}")
+        if self.method is None:  # the model's own method: gan for the GAN, svi otherwise
+            self.method = "gan" if self.model == "gan" else "svi"
+        if self.lr is None:
+            self.lr = DEFAULT_LR.get(self.method, 1e-3)
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; known: {list(METHODS)}")
+        if (self.model == "gan") != (self.method == "gan"):
+            raise ValueError(f"method 'gan' trains the gan model and only it; got model "
+                             f"{self.model!r} with method {self.method!r}")
+        check_kwargs = getattr(image_model(self.model), "check_kwargs", None)
+        if check_kwargs is not None:  # the model's options, before any data is read
+            check_kwargs(self.model_kwargs)
         if self.num_particles is None:
             self.num_particles = DEFAULT_PARTICLES[self.method]
         if self.method == "rws" and self.num_particles < 2:
@@ -168,11 +181,17 @@ def _set_rng_state(state: dict, data_gen: torch.Generator) -> None:
     random.setstate(state["python"])
 
 
-def _test_elbo(model, guide, x_test: torch.Tensor, seed: int) -> float:
-    # Own RNG stream: monitoring must not change the training run.
-    with torch.random.fork_rng(), torch.no_grad():
-        torch.manual_seed(seed)
-        log_p, log_q = objectives.log_weights(model, guide, x_test, 1)
+def _test_elbo(gen, guide, x_test: torch.Tensor, seed: int) -> float:
+    # Own RNG stream, and eval mode (batch-norm statistics untouched): monitoring must not
+    # change the training run.
+    training = gen.training
+    gen.eval()
+    try:
+        with torch.random.fork_rng(), torch.no_grad():
+            torch.manual_seed(seed)
+            log_p, log_q = objectives.log_weights(gen.model, guide, x_test, 1)
+    finally:
+        gen.train(training)
     return float((log_p - log_q).mean())
 
 
@@ -188,16 +207,18 @@ def _dataset(config: TrainConfig) -> ImageDataset:
     return dataset
 
 
-def train(model: str = "vae", data: str = "binarized_mnist", *, data_dir=None, method: str = "svi",
-          epochs: int = 10, batch_size: int = 100, num_particles: int | None = None,
-          lr: float = 1e-3, seed: int = 0, num_train: int | None = None, insomnia: float = 1.0,
+def train(model: str = "vae", data: str = "binarized_mnist", *, data_dir=None,
+          method: str | None = None, epochs: int = 10, batch_size: int = 100,
+          num_particles: int | None = None, lr: float | None = None, seed: int = 0, num_train: int | None = None, insomnia: float = 1.0,
           model_kwargs: dict | None = None, out=None, resume: bool = False, force: bool = False,
           max_time_s: float | None = None, progress: bool = True) -> TrainedRun:
-    """Learn theta and phi of an image model (``"vae"`` or ``"sbn"``) on a named data set.
+    """Learn theta and phi of an image model (``"vae"``, ``"sbn"`` or ``"gan"``) on a named data set.
 
     :param data: a name from :data:`ppl_genmodels.data.IMAGE_DATASETS`, read from ``data_dir``.
-    :param method: one of :data:`METHODS` (module docstring); ``num_particles`` defaults
-        to 1 (svi, wake_sleep, nvil) or 5 (iwae, rws).
+    :param method: one of :data:`METHODS` (module docstring; default ``"gan"`` for the gan
+        model, ``"svi"`` otherwise); ``num_particles`` defaults to 1 (svi, wake_sleep, nvil,
+        gan) or 5 (iwae, rws).
+    :param lr: Adam learning rate (default 2e-4 for gan, 1e-3 otherwise).
     :param num_train: use only the first ``num_train`` training images.
     :param model_kwargs: passed to the model's ``build`` (vae: latent_dim, hidden, arch;
         sbn: layers).
@@ -245,7 +266,12 @@ def train(model: str = "vae", data: str = "binarized_mnist", *, data_dir=None, m
     pyro.set_rng_seed(config.seed)  # before building: the initial weights are part of the run
     gen, guide = build_model(config, dataset.pixels)
     params = list(gen.parameters()) + list(guide.parameters())
-    optimizer = torch.optim.Adam(params, lr=config.lr)
+    if config.method == "gan":
+        from .gan_training import GANOptimizers, gan_step
+
+        optimizer = GANOptimizers(gen, guide, config.lr)
+    else:
+        optimizer = torch.optim.Adam(params, lr=config.lr)
     data_gen = torch.Generator()
     data_gen.manual_seed(config.seed)
     history, start_epoch = [], 0
@@ -266,15 +292,20 @@ def train(model: str = "vae", data: str = "binarized_mnist", *, data_dir=None, m
     out_of_time = False
     with pyro.get_param_store().scope():
         for epoch in range(start_epoch, config.epochs):
-            epoch_start, total, seen = time.perf_counter(), 0.0, 0
+            epoch_start, total, seen, extras = time.perf_counter(), 0.0, 0, {}
             order = torch.randperm(n, generator=data_gen)
             for idx in order.split(config.batch_size):
                 xb = x_train[idx].float()
                 if dataset.dynamic:
                     xb = torch.bernoulli(xb / 255.0, generator=data_gen)
-                optimizer.zero_grad()
-                loss = _step(config, gen.model, guide, xb)
-                optimizer.step()
+                if config.method == "gan":  # own optimizers per player
+                    loss, extra = gan_step(gen, guide, xb, optimizer)
+                    for key, value in extra.items():
+                        extras[key] = extras.get(key, 0.0) + value * len(idx)
+                else:
+                    optimizer.zero_grad()
+                    loss = _step(config, gen.model, guide, xb)
+                    optimizer.step()
                 total += loss * len(idx)
                 seen += len(idx)
                 bar.update()
@@ -284,9 +315,10 @@ def train(model: str = "vae", data: str = "binarized_mnist", *, data_dir=None, m
                     break
             seconds = time.perf_counter() - epoch_start
             history.append({"epoch": epoch + 1, "loss": total / seen,
-                            "test_elbo": _test_elbo(gen.model, guide, x_test, config.seed),
+                            "test_elbo": _test_elbo(gen, guide, x_test, config.seed),
                             "time_s": seconds, "images_per_s": seen / seconds,
-                            "complete": not out_of_time})
+                            "complete": not out_of_time,
+                            **{key: value / seen for key, value in extras.items()}})
             if directory is not None:
                 _save(directory, {"config": asdict(config), "pixels": dataset.pixels,
                                   "epoch": epoch + 1,

@@ -76,6 +76,8 @@ MODELS = _models(
               "--checkpoint", _M + "vae_flows", trainable=True),
     ModelInfo("sbn", "sigmoid belief net (binary layers 200-200) with Bernoulli encoder; needs "
               "--checkpoint", _M + "sbn", trainable=True),
+    ModelInfo("gan", "GAN (DCGAN-style, 64-d Gaussian latents) as a Pyro model with a pixel-flip "
+              "Bernoulli observation model; needs --checkpoint", _M + "gan", trainable=True),
     ModelInfo("kidiq", "Gelman & Hill child IQ regression (N=434, correlated beta); posteriordb "
               "reference", _M + "kidiq"),
     ModelInfo("gauss_mix", "two-component 1-D Gaussian mixture, ordered means (N=1000); "
