@@ -35,6 +35,8 @@ def _add_image_parsers(sub) -> None:
                     help="vae, gan: latent size (default 50 for vae, 64 for gan)")
     tr.add_argument("--arch", default=None, choices=("mlp", "conv", "dcgan"),
                     help="vae: mlp or conv; gan: dcgan (default) or mlp")
+    tr.add_argument("--width", default=None, type=_POSITIVE,
+                    help="gan (dcgan): base channels of G and D (default 64)")
     tr.add_argument("--flip", default=None, type=_UNIT,
                     help="gan: pixel-flip probability of the observation model (default 0.05)")
     tr.add_argument("--guide", default=None, choices=("ffg", "iaf", "spline"),
@@ -77,7 +79,8 @@ def _train(args) -> int:
                              if v is not None})
     elif args.model == "gan":
         model_kwargs.update({k: v for k, v in (("latent_dim", args.latent_dim), ("arch", args.arch),
-                                               ("flip", args.flip)) if v is not None})
+                                               ("flip", args.flip), ("width", args.width))
+                             if v is not None})
     elif args.layers:
         model_kwargs["layers"] = [int(h) for h in args.layers.split(",")]
     if args.force:

@@ -28,10 +28,10 @@ VAE's :class:`~.vae.LocalGaussianGuide`.
 Architectures (``arch``):
 
 - ``"dcgan"`` (default, square images with a side divisible by 4; Radford et al. 2016):
-  G = Linear(L, 128 * (s/4)^2) + BatchNorm + ReLU, ConvTranspose(128 -> 64, 4, 2, 1) +
-  BatchNorm + ReLU, ConvTranspose(64 -> 1, 4, 2, 1); D = Conv(1 -> 64, 4, 2, 1) + LeakyReLU(0.2),
-  Conv(64 -> 128, 4, 2, 1) + LeakyReLU(0.2), then a minibatch-standard-deviation feature
-  (Karras et al. 2018, sec. 3) and Linear -> 1.
+  with w = ``width`` (default 64) base channels, G = Linear(L, 2w (s/4)^2) + BatchNorm + ReLU,
+  ConvTranspose(2w -> w, 4, 2, 1) + BatchNorm + ReLU, ConvTranspose(w -> 1, 4, 2, 1);
+  D = Conv(1 -> w, 4, 2, 1) + LeakyReLU(0.2), Conv(w -> 2w, 4, 2, 1) + LeakyReLU(0.2), then a
+  minibatch-standard-deviation feature (Karras et al. 2018, sec. 3) and Linear -> 1.
 - ``"mlp"`` (any image size): G = L -> hidden -> 2 hidden -> D with BatchNorm + ReLU;
   D = D -> 2 hidden -> hidden with LeakyReLU(0.2), minibatch-sd feature, -> 1.
 
@@ -69,7 +69,8 @@ def _side(pixels: int) -> int:
 class Generator(nn.Module):
     """G_theta: z ``(..., L)`` -> logits ``(..., D)`` of the generator's pixel means."""
 
-    def __init__(self, latent_dim: int, pixels: int, hidden: int = 256, arch: str = "dcgan"):
+    def __init__(self, latent_dim: int, pixels: int, hidden: int = 256, arch: str = "dcgan",
+                 width: int = 64):
         super().__init__()
         self.arch, self.pixels = arch, pixels
         if arch == "mlp":
@@ -79,12 +80,12 @@ class Generator(nn.Module):
                 nn.Linear(2 * hidden, pixels))
         else:
             self.side = _side(pixels)
-            q = self.side // 4
+            q, w = self.side // 4, width
             self.net = nn.Sequential(
-                nn.Linear(latent_dim, 128 * q * q), nn.BatchNorm1d(128 * q * q), nn.ReLU(),
-                nn.Unflatten(1, (128, q, q)),
-                nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(),
-                nn.ConvTranspose2d(64, 1, 4, 2, 1), nn.Flatten())
+                nn.Linear(latent_dim, 2 * w * q * q), nn.BatchNorm1d(2 * w * q * q), nn.ReLU(),
+                nn.Unflatten(1, (2 * w, q, q)),
+                nn.ConvTranspose2d(2 * w, w, 4, 2, 1), nn.BatchNorm2d(w), nn.ReLU(),
+                nn.ConvTranspose2d(w, 1, 4, 2, 1), nn.Flatten())
 
     def forward(self, z):
         batch = z.shape[:-1]
@@ -103,7 +104,7 @@ class _MinibatchSD(nn.Module):
 class Discriminator(nn.Module):
     """D_psi: images ``(B, D)`` in [0, 1] -> logits ``(B,)`` of "is a training image"."""
 
-    def __init__(self, pixels: int, hidden: int = 256, arch: str = "dcgan"):
+    def __init__(self, pixels: int, hidden: int = 256, arch: str = "dcgan", width: int = 64):
         super().__init__()
         self.pixels = pixels
         if arch == "mlp":
@@ -113,13 +114,13 @@ class Discriminator(nn.Module):
             width = hidden
         else:
             side = _side(pixels)
-            q = side // 4
+            q, w = side // 4, width
             self.features = nn.Sequential(
                 nn.Unflatten(1, (1, side, side)),
-                nn.Conv2d(1, 64, 4, 2, 1), nn.LeakyReLU(0.2),
-                nn.Conv2d(64, 128, 4, 2, 1), nn.LeakyReLU(0.2), nn.Flatten())
-            width = 128 * q * q
-        self.head = nn.Sequential(_MinibatchSD(), nn.Linear(width + 1, 1))
+                nn.Conv2d(1, w, 4, 2, 1), nn.LeakyReLU(0.2),
+                nn.Conv2d(w, 2 * w, 4, 2, 1), nn.LeakyReLU(0.2), nn.Flatten())
+            hidden = 2 * w * q * q
+        self.head = nn.Sequential(_MinibatchSD(), nn.Linear(hidden + 1, 1))
 
     def forward(self, x):
         return self.head(self.features(x.reshape(-1, self.pixels))).squeeze(-1)
@@ -133,11 +134,11 @@ class GAN(nn.Module):
     """
 
     def __init__(self, latent_dim: int, pixels: int, hidden: int = 256, arch: str = "dcgan",
-                 flip: float = 0.05):
+                 flip: float = 0.05, width: int = 64):
         super().__init__()
         self.latent_dim, self.pixels, self.flip = latent_dim, pixels, float(flip)
-        self.generator = Generator(latent_dim, pixels, hidden, arch)
-        self.discriminator = Discriminator(pixels, hidden, arch)
+        self.generator = Generator(latent_dim, pixels, hidden, arch, width)
+        self.discriminator = Discriminator(pixels, hidden, arch, width)
 
     def pixel_probs(self, z: torch.Tensor) -> torch.Tensor:
         """Observation probabilities ``flip + (1 - 2 flip) sigmoid(G(z))``, ``(..., D)``."""
@@ -173,12 +174,12 @@ def check_kwargs(kwargs: dict) -> None:
     :raises ValueError: an unknown keyword, unknown ``arch``, non-positive size or ``flip``
         outside (0, 0.5).
     """
-    unknown = set(kwargs) - {"latent_dim", "hidden", "arch", "flip", "encoder_hidden"}
+    unknown = set(kwargs) - {"latent_dim", "hidden", "arch", "flip", "encoder_hidden", "width"}
     if unknown:
         raise ValueError(f"gan: unknown option(s) {sorted(unknown)}")
     if kwargs.get("arch", "dcgan") not in ARCHS:
         raise ValueError(f"gan: arch must be one of {ARCHS}, got {kwargs['arch']!r}")
-    for name in ("latent_dim", "hidden", "encoder_hidden"):
+    for name in ("latent_dim", "hidden", "encoder_hidden", "width"):
         if name in kwargs and (not isinstance(kwargs[name], int) or kwargs[name] < 1):
             raise ValueError(f"gan: {name} must be a positive integer, got {kwargs[name]!r}")
     flip = kwargs.get("flip", 0.05)
@@ -187,20 +188,21 @@ def check_kwargs(kwargs: dict) -> None:
 
 
 def build(pixels: int, latent_dim: int = 64, hidden: int = 256, arch: str = "dcgan",
-          flip: float = 0.05, encoder_hidden: int = 200):
+          flip: float = 0.05, encoder_hidden: int = 200, width: int = 64):
     """``(GAN module, encoder)`` for ``pixels``-pixel images.
 
     :param flip: pixel-flip probability of the observation model, in (0, 0.5).
+    :param hidden: MLP width (``arch="mlp"``); ``width``: base channels (``arch="dcgan"``).
     :raises ValueError: unknown ``arch``, non-positive sizes, ``flip`` outside (0, 0.5), or
         ``dcgan`` on images that are not square with a side divisible by 4.
     """
     check_kwargs({"latent_dim": latent_dim, "hidden": hidden, "arch": arch, "flip": flip,
-                  "encoder_hidden": encoder_hidden})
+                  "encoder_hidden": encoder_hidden, "width": width})
     if pixels < 1:
         raise ValueError(f"gan: pixels must be positive, got {pixels}")
     if arch == "dcgan":
         _side(pixels)
-    return (GAN(latent_dim, pixels, hidden, arch, flip),
+    return (GAN(latent_dim, pixels, hidden, arch, flip, width),
             Encoder(latent_dim, pixels, encoder_hidden, "mlp"))
 
 
