@@ -87,20 +87,26 @@ def _rebuild(arrays: dict):
     return model
 
 
-def digit_classifier(data_dir, cache_dir=None, progress: bool = True) -> DigitClassifier:
+def digit_classifier(data_dir, cache_dir=None, progress: bool = True,
+                     train_size: int | None = None) -> DigitClassifier:
     """Train (or load from ``cache_dir`` when its key matches) the MNIST digit classifier.
 
     :param data_dir: folder with ``mnist.npz`` (60,000 labelled training images).
     :param cache_dir: folder for ``classifier.npz`` and ``classifier.json`` (``None``: no cache).
-    :raises FileNotFoundError: no ``mnist.npz``; ``ValueError``: a malformed ``mnist.npz``.
+    :param train_size: train on the first ``train_size`` images only (``None``: all; part of
+        the cache key; a smaller classifier is less accurate, and its accuracy says so).
+    :raises FileNotFoundError: no ``mnist.npz``; ``ValueError``: a malformed ``mnist.npz`` or
+        ``train_size < 10``.
     """
+    if train_size is not None and train_size < 10:
+        raise ValueError(f"train_size must be >= 10, got {train_size}")
     import sklearn
 
     from ..data.images import sha256
 
     path, data = _mnist(data_dir)
     key = {"format": _FORMAT, "mnist_sha256": sha256(path), "sklearn": sklearn.__version__,
-           "options": CLASSIFIER_OPTIONS}
+           "options": CLASSIFIER_OPTIONS, "train_size": train_size}
     x_test = data["x_test"].reshape(-1, 784) / 255.0
     y_test = data["y_test"].astype(np.int64)
     cache = Path(cache_dir) if cache_dir is not None else None
@@ -121,12 +127,14 @@ def digit_classifier(data_dir, cache_dir=None, progress: bool = True) -> DigitCl
     from sklearn.neural_network import MLPClassifier
 
     if progress:
-        print("training the digit classifier (MLPClassifier, 60,000 MNIST images)...", flush=True)
+        print(f"training the digit classifier (MLPClassifier, {len(data['x_train'][:train_size])} "
+              "MNIST images)...", flush=True)
     model = MLPClassifier(**{k: (tuple(v) if isinstance(v, list) else v)
                              for k, v in CLASSIFIER_OPTIONS.items()})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(data["x_train"].reshape(-1, 784) / 255.0, data["y_train"].astype(np.int64))
+        model.fit(data["x_train"][:train_size].reshape(-1, 784) / 255.0,
+                  data["y_train"][:train_size].astype(np.int64))
     accuracy = float(model.score(x_test, y_test))
     binarized = np.random.default_rng(0).random(x_test.shape) < x_test
     accuracy_binarized = float(model.score(binarized.astype(np.float64), y_test))
@@ -184,7 +192,9 @@ class ModeCoverage:
 
     def markdown(self) -> str:
         c = self.classifier
-        head = (f"Classifier: scikit-learn MLPClassifier (hidden {CLASSIFIER_OPTIONS['hidden_layer_sizes']}), "
+        size = c.key.get("train_size") or "all 60,000"
+        head = (f"Classifier: scikit-learn MLPClassifier (hidden {CLASSIFIER_OPTIONS['hidden_layer_sizes']}, "
+                f"{size} training images), "
                 f"MNIST test accuracy {c.accuracy:.4f} (grey levels), {c.accuracy_binarized:.4f} "
                 f"(binarized test images); {'reused from its cache (key matched)' if c.cached else 'trained now'}. "
                 f"{self.num_samples} samples per model (generator / decoder means in [0, 1]). "
@@ -209,12 +219,14 @@ def _load(run_dir):
 
 
 def mode_coverage(run_dirs, data_dir, num_samples: int = 10000, seed: int = 0, out=None,
-                  cache_dir=None, confident: float = 0.9, progress: bool = True) -> ModeCoverage:
+                  cache_dir=None, confident: float = 0.9, progress: bool = True,
+                  classifier_train_size: int | None = None) -> ModeCoverage:
     """Class histograms of ``num_samples`` samples of each trained run (:mod:`module docstring <.modes>`).
 
     :param run_dirs: ``ppl-genmodels train`` run folders (any image model on 28x28 images);
         ``"vae_mnist"`` names the packaged VAE.
     :param data_dir: folder with ``mnist.npz`` (classifier training and test labels).
+    :param classifier_train_size: see :func:`digit_classifier` (``None``: all 60,000).
     :param out: folder for ``modes.md``, ``modes.csv``, ``samples_<model>.png`` and
         ``class_histograms.png`` (``None``: nothing written).
     :raises ValueError: no runs, ``num_samples < 1``, or a run whose images are not 784 pixels
@@ -236,7 +248,7 @@ def mode_coverage(run_dirs, data_dir, num_samples: int = 10000, seed: int = 0, o
         pixels = run.model.sample_images(2).shape[-1]
         if pixels != 784:
             raise ValueError(f"{r}: samples have {pixels} pixels; the MNIST classifier needs 784 (28x28)")
-    classifier = digit_classifier(data_dir, cache_dir, progress)
+    classifier = digit_classifier(data_dir, cache_dir, progress, classifier_train_size)
     test_counts = np.bincount(np.load(Path(data_dir) / "mnist.npz")["y_test"], minlength=10)
     rows, figures = {}, []
     if out is not None:

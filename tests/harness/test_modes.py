@@ -79,6 +79,7 @@ def test_classifier_cache_is_reused_only_while_its_key_matches(tmp_path):
     again = digit_classifier(data, cache, progress=False)
     x = np.load(data / "mnist.npz")["x_test"].reshape(-1, 784) / 255.0
     assert again.cached and np.array_equal(again.predict_proba(x), first.predict_proba(x))
+    assert not digit_classifier(data, cache, progress=False, train_size=100).cached  # other key
     _fake_mnist(data, 1)  # other bytes, same shapes: the cache is stale
     assert not digit_classifier(data, cache, progress=False).cached
     (cache / "classifier.json").write_text("{not json")  # damaged metadata: retrain, no crash
