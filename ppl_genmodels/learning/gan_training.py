@@ -1,6 +1,8 @@
 """One training step of the GAN (``ppl-genmodels train gan``, method ``gan``).
 
-Per mini-batch x of B training images and z ~ N(0, I_L) (B draws), fakes f = sigmoid(G(z)):
+Per mini-batch x of B training images and z ~ N(0, I_L) (B draws), fakes f = sigmoid(G(z))
+(with the model's ``straight_through``, D sees binary draws b ~ Bernoulli(f) in place of f,
+with the gradient of f: Bengio et al. 2013):
 
 1. discriminator: minimise BCE(D(x), 0.9) + BCE(D(f), 0) -- one-sided label smoothing
    (Salimans et al. 2016, "Improved techniques for training GANs", sec. 3.4);
@@ -57,14 +59,17 @@ def gan_step(gan, encoder, x: torch.Tensor, optimizers: GANOptimizers) -> tuple[
     b = x.shape[0]
     z = torch.randn(b, gan.latent_dim)
     fake = torch.sigmoid(gan.generator(z))
+    shown = fake  # what D sees: the probabilities, or binary draws with straight-through gradients
+    if gan.straight_through:
+        shown = torch.bernoulli(fake.detach()) + fake - fake.detach()
     optimizers.d.zero_grad()
-    d_real, d_fake = gan.discriminator(x), gan.discriminator(fake.detach())
+    d_real, d_fake = gan.discriminator(x), gan.discriminator(shown.detach())
     d_loss = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, REAL_LABEL))
               + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
     d_loss.backward()
     optimizers.d.step()
     optimizers.g.zero_grad()
-    d_on_fake = gan.discriminator(fake)
+    d_on_fake = gan.discriminator(shown)
     g_loss = F.binary_cross_entropy_with_logits(d_on_fake, torch.ones_like(d_on_fake))
     g_loss.backward()
     optimizers.g.step()

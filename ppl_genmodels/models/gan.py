@@ -134,9 +134,10 @@ class GAN(nn.Module):
     """
 
     def __init__(self, latent_dim: int, pixels: int, hidden: int = 256, arch: str = "dcgan",
-                 flip: float = 0.05, width: int = 64):
+                 flip: float = 0.05, width: int = 64, straight_through: bool = False):
         super().__init__()
         self.latent_dim, self.pixels, self.flip = latent_dim, pixels, float(flip)
+        self.straight_through = bool(straight_through)
         self.generator = Generator(latent_dim, pixels, hidden, arch, width)
         self.discriminator = Discriminator(pixels, hidden, arch, width)
 
@@ -174,7 +175,8 @@ def check_kwargs(kwargs: dict) -> None:
     :raises ValueError: an unknown keyword, unknown ``arch``, non-positive size or ``flip``
         outside (0, 0.5).
     """
-    unknown = set(kwargs) - {"latent_dim", "hidden", "arch", "flip", "encoder_hidden", "width"}
+    unknown = set(kwargs) - {"latent_dim", "hidden", "arch", "flip", "encoder_hidden", "width",
+                             "straight_through"}
     if unknown:
         raise ValueError(f"gan: unknown option(s) {sorted(unknown)}")
     if kwargs.get("arch", "dcgan") not in ARCHS:
@@ -188,11 +190,15 @@ def check_kwargs(kwargs: dict) -> None:
 
 
 def build(pixels: int, latent_dim: int = 64, hidden: int = 256, arch: str = "dcgan",
-          flip: float = 0.05, encoder_hidden: int = 200, width: int = 64):
+          flip: float = 0.05, encoder_hidden: int = 200, width: int = 64,
+          straight_through: bool = False):
     """``(GAN module, encoder)`` for ``pixels``-pixel images.
 
     :param flip: pixel-flip probability of the observation model, in (0, 0.5).
     :param hidden: MLP width (``arch="mlp"``); ``width``: base channels (``arch="dcgan"``).
+    :param straight_through: the discriminator sees binary fakes x ~ Bernoulli(sigmoid(G(z)))
+        with straight-through gradients (Bengio et al. 2013) instead of the probabilities, so
+        that it cannot tell fakes from binary training images by their grey levels alone.
     :raises ValueError: unknown ``arch``, non-positive sizes, ``flip`` outside (0, 0.5), or
         ``dcgan`` on images that are not square with a side divisible by 4.
     """
@@ -202,7 +208,7 @@ def build(pixels: int, latent_dim: int = 64, hidden: int = 256, arch: str = "dcg
         raise ValueError(f"gan: pixels must be positive, got {pixels}")
     if arch == "dcgan":
         _side(pixels)
-    return (GAN(latent_dim, pixels, hidden, arch, flip, width),
+    return (GAN(latent_dim, pixels, hidden, arch, flip, width, straight_through),
             Encoder(latent_dim, pixels, encoder_hidden, "mlp"))
 
 
