@@ -50,11 +50,6 @@ def _first_data_dir(runs) -> Path | None:
 
 
 def _modes(args) -> int:
-    import torch
-
-    from .harness.modes import mode_coverage
-
-    torch.set_num_threads(1)
     data_dir = args.data_dir or _first_data_dir(args.runs)
     if data_dir is None:
         print("error: no --data-dir given and no run names its data folder (mnist.npz is needed)",
@@ -65,6 +60,11 @@ def _modes(args) -> int:
         print(f"error: not `ppl-genmodels train` run folders (no checkpoint.pt): {missing}", file=sys.stderr)
         return 2
     check_writable(args.out)
+    import torch
+
+    from .harness.modes import mode_coverage
+
+    torch.set_num_threads(1)
     try:
         with recording(args.out):
             result = mode_coverage(args.runs, data_dir, num_samples=args.num_samples, seed=args.seed,
@@ -78,11 +78,6 @@ def _modes(args) -> int:
 
 
 def _latent(args) -> int:
-    import torch
-
-    from .harness.latent import latent_figures
-
-    torch.set_num_threads(1)
     missing = [r for r in args.runs if r != "vae_mnist" and not (Path(r) / "checkpoint.pt").is_file()]
     if missing:
         print(f"error: not `ppl-genmodels train` run folders (no checkpoint.pt): {missing}", file=sys.stderr)
@@ -91,6 +86,11 @@ def _latent(args) -> int:
         print(f"error: --images must be in 8..500, got {args.images}", file=sys.stderr)
         return 2
     check_writable(args.out)
+    import torch
+
+    from .harness.latent import latent_figures
+
+    torch.set_num_threads(1)
     try:
         with recording(args.out):
             made = latent_figures(args.runs, args.out, num_images=args.images, seed=args.seed)
