@@ -32,7 +32,7 @@ def add_modes_parsers(sub) -> None:
                                        "of vae/gan runs")
     lt.add_argument("runs", nargs="+", metavar="RUN_DIR", help="vae or gan run folders; vae_mnist = packaged")
     lt.add_argument("--images", default=200, type=_POSITIVE,
-                    help="packaged binarized MNIST test images for the attribute vector (8..500)")
+                    help="packaged binarized MNIST test images for the attribute vector (80..500)")
     lt.add_argument("--seed", default=0, type=_SEED)
     lt.add_argument("--out", required=True, type=Path, help="folder for the figures")
 
@@ -82,8 +82,8 @@ def _latent(args) -> int:
     if missing:
         print(f"error: not `ppl-genmodels train` run folders (no checkpoint.pt): {missing}", file=sys.stderr)
         return 2
-    if not 8 <= args.images <= 500:
-        print(f"error: --images must be in 8..500, got {args.images}", file=sys.stderr)
+    if not 80 <= args.images <= 500:
+        print(f"error: --images must be in 80..500, got {args.images}", file=sys.stderr)
         return 2
     check_writable(args.out)
     import torch

@@ -12,7 +12,7 @@ from ppl_genmodels.cli import main
     (["train", "gan", "--data", "digits", "--flip", "0.6"], "flip must be in (0, 0.5)"),
     (["modes", "/nonexistent", "--data-dir", "/nonexistent"], "no checkpoint.pt"),
     (["modes", "vae_mnist"], "no --data-dir given"),
-    (["latent", "vae_mnist", "--images", "3"], "8..500"),
+    (["latent", "vae_mnist", "--images", "3"], "80..500"),
     (["latent", "/nonexistent"], "no checkpoint.pt"),
 ])
 def test_gan_command_errors_are_named(tmp_path, capsys, argv, message):

@@ -84,26 +84,35 @@ def interpolation_figure(run, x: torch.Tensor, path, pairs: int = 4, steps: int 
     return save_figure(fig, path)
 
 
-def attribute_vector(run, x: torch.Tensor) -> torch.Tensor:
+def attribute_vector(run, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
     """The "ink" attribute vector ``(L,)``: mean encoder latent of the quarter of ``x``
-    ``(N, D)`` with the most on pixels minus that of the quarter with the least.
+    ``(N, D)`` with the most on pixels minus that of the quarter with the least. With
+    ``labels`` ``(N,)`` the difference is taken within each class and averaged over classes,
+    so that the vector does not also carry "which digit" (ink differs between classes: a 1
+    has less than a 0).
 
-    :raises ValueError: fewer than 8 images.
+    :raises ValueError: fewer than 8 images (per class, with ``labels``).
     """
-    if x.shape[0] < 8:
-        raise ValueError(f"attribute_vector needs at least 8 images, got {x.shape[0]}")
-    ink = x.sum(1)
-    order = torch.argsort(ink)
-    q = x.shape[0] // 4
+    groups = [torch.arange(x.shape[0])] if labels is None else [
+        torch.nonzero(labels == c).flatten() for c in torch.unique(labels)]
+    if min(len(g) for g in groups) < 8:
+        raise ValueError("attribute_vector needs at least 8 images (per class with labels)")
     z = _encode(run, x)
-    return z[order[-q:]].mean(0) - z[order[:q]].mean(0)
+    diffs = []
+    for g in groups:
+        order = g[torch.argsort(x[g].sum(1))]
+        q = len(g) // 4
+        diffs.append(z[order[-q:]].mean(0) - z[order[:q]].mean(0))
+    return torch.stack(diffs).mean(0)
 
 
-def arithmetic_figure(run, x: torch.Tensor, path, rows: int = 6, scales=(-2, -1, 0, 1, 2), title="") -> Path:
+def arithmetic_figure(run, x: torch.Tensor, path, rows: int = 6, scales=(-2, -1, 0, 1, 2), title="",
+                      labels: torch.Tensor | None = None) -> Path:
     """``rows`` test images (first column) and their decodings at z + s * v for the ink
-    attribute vector v (:func:`attribute_vector` of all of ``x``) and each scale s."""
+    attribute vector v (:func:`attribute_vector` of all of ``x``, within classes when
+    ``labels`` are given) and each scale s."""
     side = int(round(x.shape[1] ** 0.5))
-    v = attribute_vector(run, x)
+    v = attribute_vector(run, x, labels)
     z = _encode(run, x[:rows])
     cells = []
     for i in range(rows):
@@ -118,7 +127,7 @@ def latent_figures(run_dirs, out, num_images: int = 200, seed: int = 0) -> list[
     """``interpolation_<run>.png`` and ``arithmetic_<run>.png`` for each run (VAE or GAN;
     ``"vae_mnist"`` = the packaged VAE), on the packaged binarized MNIST test images.
 
-    :raises ValueError: no runs, ``num_images`` outside 8..500, or a run whose images are
+    :raises ValueError: no runs, ``num_images`` outside 80..500, or a run whose images are
         not 784 pixels; ``FileNotFoundError``: a missing run folder.
     """
     from ..models.vae_mnist import packaged_mnist_images
@@ -127,15 +136,15 @@ def latent_figures(run_dirs, out, num_images: int = 200, seed: int = 0) -> list[
     run_dirs = list(run_dirs)
     if not run_dirs:
         raise ValueError("latent_figures needs at least one run folder")
-    if not 8 <= num_images <= 500:
-        raise ValueError(f"num_images must be in 8..500, got {num_images}")
+    if not 80 <= num_images <= 500:
+        raise ValueError(f"num_images must be in 80..500 (8 per class), got {num_images}")
     runs = [_load(r) for r in run_dirs]
     for r, run in zip(run_dirs, runs):
         if run.config.model not in ("vae", "gan"):
             raise ValueError(f"{r}: latent figures need Gaussian latents (vae or gan), got {run.config.model}")
         if run.model.sample_images(2).shape[-1] != 784:
             raise ValueError(f"{r}: not a 28x28 model; the figures use binarized MNIST test images")
-    x = packaged_mnist_images(num_images)[0]
+    x, labels, _ = packaged_mnist_images(num_images)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     made = []
@@ -143,8 +152,7 @@ def latent_figures(run_dirs, out, num_images: int = 200, seed: int = 0) -> list[
         name = _label(r).split(" ")[0]
         what = f"{name} ({run.config.model}/{run.config.method})"
         made.append(interpolation_figure(run, x, out / f"interpolation_{name}.png", seed=seed,
-                                         title=f"{what}: slerp between encoded test images "
-                                               "(data) and prior draws (prior)"))
-        made.append(arithmetic_figure(run, x, out / f"arithmetic_{name}.png",
-                                      title=f"{what}: z + s (thick - thin), s = -2..2"))
+                                         title=f"{what}: slerp, test images / prior draws"))
+        made.append(arithmetic_figure(run, x, out / f"arithmetic_{name}.png", labels=labels,
+                                      title=f"{name}: z + s (thick - thin), s = -2..2"))
     return made
