@@ -112,3 +112,30 @@ def test_slerp_endpoints_norms_and_midpoint():
 def test_slerp_refuses_bad_input(z0, z1, t, match):
     with pytest.raises(ValueError, match=match):
         slerp(z0, z1, t)
+
+
+class _StubRun:
+    """An encoder whose mean latent is (ink, class): the attribute vector is known."""
+
+    class guide:
+        @staticmethod
+        def params(x):
+            return torch.stack([x.sum(1), x[:, 0]], 1), None
+
+
+def test_ink_vector_within_classes_drops_the_class_direction():
+    from ppl_genmodels.harness.latent import attribute_vector
+
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.arange(2).repeat_interleave(40)
+    ink = torch.randint(1, 10, (80,), generator=gen) + 20 * labels  # class 1 has more ink
+    x = torch.zeros(80, 50)
+    x[:, 0] = labels.float()
+    for i, k in enumerate(ink):
+        x[i, 1:1 + int(k)] = 1.0
+    pooled = attribute_vector(_StubRun, x)
+    within = attribute_vector(_StubRun, x, labels)
+    assert pooled[1] > 0.9  # negative control: the pooled vector also says "class 1"
+    assert within[1] == 0 and within[0] > 0
+    with pytest.raises(ValueError, match="at least 8"):
+        attribute_vector(_StubRun, x[:5])
