@@ -22,7 +22,7 @@ def test_tutorial_executes(path, monkeypatch, tmp_path):
     assert any("image/png" in o.get("data", {}) for o in outputs)
 
 
-@pytest.mark.parametrize("name", ["02_reading_diagnostics", "03_image_models"])
+@pytest.mark.parametrize("name", ["02_reading_diagnostics", "03_image_models", "05_gans_and_em"])
 def test_tutorial_is_collected_and_stored_without_outputs(name):
     # 02 (reading the verdicts) and 03 (VAE and SBN on binarized MNIST, or digits where
     # ../shared/data is absent) run through test_tutorial_executes above in quick mode;
