@@ -37,8 +37,9 @@ def _add_image_parsers(sub) -> None:
                     help="vae: mlp or conv; gan: dcgan (default) or mlp")
     tr.add_argument("--width", default=None, type=_POSITIVE,
                     help="gan (dcgan): base channels of G and D (default 64)")
-    tr.add_argument("--straight-through", action="store_true",
-                    help="gan: D sees binary fakes (straight-through gradients)")
+    tr.add_argument("--no-straight-through", action="store_true",
+                    help="gan: D sees the fakes' pixel probabilities rather than binary draws "
+                         "with straight-through gradients (the default)")
     tr.add_argument("--flip", default=None, type=_UNIT,
                     help="gan: pixel-flip probability of the observation model (default 0.05)")
     tr.add_argument("--guide", default=None, choices=("ffg", "iaf", "spline"),
@@ -83,8 +84,8 @@ def _train(args) -> int:
         model_kwargs.update({k: v for k, v in (("latent_dim", args.latent_dim), ("arch", args.arch),
                                                ("flip", args.flip), ("width", args.width))
                              if v is not None})
-        if args.straight_through:
-            model_kwargs["straight_through"] = True
+        if args.no_straight_through:
+            model_kwargs["straight_through"] = False
     elif args.layers:
         model_kwargs["layers"] = [int(h) for h in args.layers.split(",")]
     if args.force:

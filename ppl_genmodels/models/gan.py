@@ -7,17 +7,18 @@ Generator (an implicit model, Goodfellow et al. 2014) with an explicit observati
     x[n] ~ Bernoulli(probs = p[n])                                    D = pixels (784 for MNIST)
 
 ``flip`` (default 0.05) is the probability that a binary pixel is flipped, i.e. the noise
-of the observation model: the GAN itself is trained on ``sigmoid(G(z))`` alone (the
-discriminator never sees the noise), and the noise only makes log p(x | z) finite for images
-the generator cannot reproduce exactly (without it, one wrong pixel of a saturated generator
+of the observation model: the GAN itself is trained on binary draws from
+Bernoulli(sigmoid(G(z))) with straight-through gradients (or on ``sigmoid(G(z))`` with
+``straight_through=False``); the discriminator never sees the flip noise, which only makes
+log p(x | z) finite for images the generator cannot reproduce exactly (without it, one wrong pixel of a saturated generator
 costs ~infinite nats and p(z | x) has no density worth sampling). Its value is a stated
 modelling choice, not learned.
 
 Discriminator D_psi(x) -> logit of "x is a training image"; it is part of the module (saved
 with theta) but not of the Pyro model. Training (:func:`ppl_genmodels.learning.gan_training`)
 uses the non-saturating loss (Goodfellow et al. 2014, sec. 3): D minimises
-BCE(D(x_real), 0.9) + BCE(D(G(z)), 0) (one-sided label smoothing, Salimans et al. 2016) and G
-minimises BCE(D(G(z)), 1) = -log D(G(z)).
+BCE(D(x_real), 0.9) + BCE(D(x_fake), 0) (one-sided label smoothing, Salimans et al. 2016) and G
+minimises BCE(D(x_fake), 1) = -log D(x_fake), x_fake the binary draws of G(z) above.
 
 The amortized guide q_phi(z | x) is :class:`~.vae.Encoder` (Gaussian, MLP 2x200 tanh),
 trained on the generator's fantasies (z, x) ~ p_theta: the sleep phase of wake-sleep
@@ -134,7 +135,7 @@ class GAN(nn.Module):
     """
 
     def __init__(self, latent_dim: int, pixels: int, hidden: int = 256, arch: str = "dcgan",
-                 flip: float = 0.05, width: int = 64, straight_through: bool = False):
+                 flip: float = 0.05, width: int = 64, straight_through: bool = True):
         super().__init__()
         self.latent_dim, self.pixels, self.flip = latent_dim, pixels, float(flip)
         self.straight_through = bool(straight_through)
@@ -191,14 +192,16 @@ def check_kwargs(kwargs: dict) -> None:
 
 def build(pixels: int, latent_dim: int = 64, hidden: int = 256, arch: str = "dcgan",
           flip: float = 0.05, encoder_hidden: int = 200, width: int = 64,
-          straight_through: bool = False):
+          straight_through: bool = True):
     """``(GAN module, encoder)`` for ``pixels``-pixel images.
 
     :param flip: pixel-flip probability of the observation model, in (0, 0.5).
     :param hidden: MLP width (``arch="mlp"``); ``width``: base channels (``arch="dcgan"``).
     :param straight_through: the discriminator sees binary fakes x ~ Bernoulli(sigmoid(G(z)))
         with straight-through gradients (Bengio et al. 2013) instead of the probabilities, so
-        that it cannot tell fakes from binary training images by their grey levels alone.
+        that it cannot tell fakes from binary training images by their grey levels alone
+        (default; without it, short CPU runs gave speckled, barely digit-like samples, and
+        an MLP pair collapsed to the digit 1).
     :raises ValueError: unknown ``arch``, non-positive sizes, ``flip`` outside (0, 0.5), or
         ``dcgan`` on images that are not square with a side divisible by 4.
     """

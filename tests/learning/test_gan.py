@@ -13,8 +13,11 @@ SMALL = {"arch": "mlp", "hidden": 32, "latent_dim": 4, "encoder_hidden": 32}
 COMMON = dict(batch_size=50, num_train=200, seed=3, model_kwargs=SMALL, progress=False)
 
 
-def test_gan_trains_with_finite_losses_and_samples_in_range(tmp_path):
-    run = train("gan", "digits", epochs=2, out=tmp_path, **COMMON)
+@pytest.mark.parametrize("straight_through", [True, False])
+def test_gan_trains_with_finite_losses_and_samples_in_range(tmp_path, straight_through):
+    common = {**COMMON, "model_kwargs": {**SMALL, "straight_through": straight_through}}
+    run = train("gan", "digits", epochs=2, out=tmp_path, **common)
+    assert run.model.straight_through is straight_through
     assert run.config.method == "gan" and run.config.lr == pytest.approx(2e-4)
     for h in run.history:
         for key in ("loss", "d_loss", "sleep_loss", "test_elbo"):
