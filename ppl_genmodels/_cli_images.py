@@ -14,7 +14,7 @@ from ._cli_common import _device_problem, _prepare_out, _print_fixed_theta, _ref
 
 
 def _add_image_parsers(sub) -> None:
-    from .learning.methods import DEFAULT_PARTICLES, METHODS
+    from .learning.methods import DEFAULT_LR, DEFAULT_PARTICLES, METHODS
 
     tr = sub.add_parser("train", help=f"learn theta of an image model ({', '.join(IMAGE_MODELS)}) "
                                       "on binary images")
@@ -22,16 +22,27 @@ def _add_image_parsers(sub) -> None:
     tr.add_argument("--data", default="binarized_mnist",
                     help="binarized_mnist (fixed), mnist or fashion_mnist (dynamic), digits")
     tr.add_argument("--data-dir", default=None, type=Path, help="folder with the data set's files")
-    tr.add_argument("--method", default="svi", choices=METHODS,
-                    help="svi, iwae, rws, wake_sleep or nvil (default svi); mle for "
-                         "fvbn, made, pixelcnn (no latents: exact likelihood)")
+    tr.add_argument("--method", default=None, choices=METHODS,
+                    help="svi, iwae, rws, wake_sleep or nvil (default svi) for vae and sbn; "
+                         "gan for the gan model (its default); mle for fvbn, made, pixelcnn "
+                         "(no latents: exact likelihood; their default)")
     tr.add_argument("--epochs", default=10, type=_POSITIVE)
     tr.add_argument("--batch-size", default=100, type=_POSITIVE)
     tr.add_argument("--num-particles", default=None, type=_POSITIVE,
                     help=f"K (default per method: {DEFAULT_PARTICLES})")
-    tr.add_argument("--lr", default=1e-3, type=_POSITIVE_FLOAT, help="Adam learning rate")
-    tr.add_argument("--latent-dim", default=None, type=_POSITIVE, help="vae: latent size (default 50)")
-    tr.add_argument("--arch", default=None, choices=("mlp", "conv"), help="vae: architecture")
+    tr.add_argument("--lr", default=None, type=_POSITIVE_FLOAT,
+                    help=f"Adam learning rate (default 1e-3; per method: {DEFAULT_LR})")
+    tr.add_argument("--latent-dim", default=None, type=_POSITIVE,
+                    help="vae, gan: latent size (default 50 for vae, 64 for gan)")
+    tr.add_argument("--arch", default=None, choices=("mlp", "conv", "dcgan"),
+                    help="vae: mlp or conv; gan: dcgan (default) or mlp")
+    tr.add_argument("--width", default=None, type=_POSITIVE,
+                    help="gan (dcgan): base channels of G and D (default 64)")
+    tr.add_argument("--no-straight-through", action="store_true",
+                    help="gan: D sees the fakes' pixel probabilities rather than binary draws "
+                         "with straight-through gradients (the default)")
+    tr.add_argument("--flip", default=None, type=_UNIT,
+                    help="gan: pixel-flip probability of the observation model (default 0.05)")
     tr.add_argument("--guide", default=None, choices=("ffg", "iaf", "spline"),
                     help="vae: encoder family: ffg (default), iaf or spline (conditional flows)")
     tr.add_argument("--num-flows", default=None, type=_POSITIVE, help="vae with a flow guide: layers (default 2)")
@@ -71,6 +82,9 @@ def _train(args) -> int:
     if problem:
         print(f"error: --device {args.device}: {problem}", file=sys.stderr)
         return 2
+    if args.method is None:  # each model's own method
+        args.method = ("mle" if args.model in AUTOREGRESSIVE_MODELS
+                       else "gan" if args.model == "gan" else "svi")
     if (args.method == "mle") != (args.model in AUTOREGRESSIVE_MODELS):
         print(f"error: --method {args.method} does not train {args.model}: mle is the method of "
               f"{', '.join(AUTOREGRESSIVE_MODELS)} (no latent variables) and only theirs",
@@ -81,6 +95,12 @@ def _train(args) -> int:
         model_kwargs.update({k: v for k, v in (("latent_dim", args.latent_dim), ("arch", args.arch),
                                                ("guide", args.guide), ("num_flows", args.num_flows))
                              if v is not None})
+    elif args.model == "gan":
+        model_kwargs.update({k: v for k, v in (("latent_dim", args.latent_dim), ("arch", args.arch),
+                                               ("flip", args.flip), ("width", args.width))
+                             if v is not None})
+        if args.no_straight_through:
+            model_kwargs["straight_through"] = False
     elif args.layers and args.model == "sbn":
         model_kwargs["layers"] = [int(h) for h in args.layers.split(",")]
     if args.force:
@@ -98,7 +118,7 @@ def _train(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     last = run.history[-1] if run.history else {}
-    print(f"trained {args.model} by {args.method}: {len(run.history)} epoch(s); last epoch loss "
+    print(f"trained {args.model} by {run.config.method}: {len(run.history)} epoch(s); last epoch loss "
           f"{last.get('loss', float('nan')):.2f} nats/image, test ELBO "
           f"{last.get('test_elbo', float('nan')):.2f}; run folder {args.out}")
     return 0

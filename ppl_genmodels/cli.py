@@ -14,6 +14,7 @@ from ._cli_flows import _gaps, _guides, add_flow_parsers
 from ._cli_grid import _grid, add_grid_parser
 from ._cli_images import _add_image_parsers, _compare_checkpoint, _compare_packaged, _evaluate, _train
 from ._cli_sbc import _add_sbc_parser, _sbc
+from ._cli_modes import _latent, _modes, add_modes_parsers
 from .io import FileProblem, recording, write_text
 from .models.registry import (DEFAULT_MODELS, ENGINE_NAMES, MODELS, list_models)
 
@@ -47,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
                            "most 2)")
     cmp_.add_argument("--no-progress", action="store_true", help="hide progress bars")
     cmp_.add_argument("--checkpoint", type=Path, default=None, metavar="RUN_DIR",
-                      help="vae/sbn: compare at the theta of this `ppl-genmodels train` run "
+                      help="vae/sbn/gan: compare at the theta of this `ppl-genmodels train` run "
                            "(amortized encoder, per-image refit SVI/RWS guides, NUTS)")
     cmp_.add_argument("--images", type=_POSITIVE, default=4,
                       help="with --checkpoint: number of test images (default 4)")
@@ -60,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     add_grid_parser(sub)
     _add_sbc_parser(sub)
     _add_image_parsers(sub)
+    add_modes_parsers(sub)
     return parser
 
 
@@ -222,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "list":
         return _list()
     commands = {"sbc": _sbc, "train": _train, "evaluate": _evaluate, "compare": _compare,
-                "gaps": _gaps, "guides": _guides, "grid": _grid}
+                "gaps": _gaps, "guides": _guides, "grid": _grid, "modes": _modes,
+                "latent": _latent}
     command = commands[args.command]
     if getattr(args, "checkpoint", None) is not None:
         command = _compare_checkpoint

@@ -20,6 +20,9 @@ mle         maximum likelihood for the autoregressive models (``fvbn``, ``made``
             sites ``Trace_ELBO`` with the empty guide gives the same loss and gradient (the
             tests check it), but computing it directly skips Pyro's tracing, which costs
             up to a fifth of a small model's step on a CPU (``bench/trainer_throughput.py``)
+gan         the ``gan`` model only: non-saturating GAN loss for generator and
+            discriminator, sleep-phase encoder (:mod:`.gan_training`; Goodfellow et al.
+            2014); the reported loss is the generator's
 ==========  ==========================================================================
 
 Mini-batches: the data-set objective is a sum over images (no global latents), so each
@@ -51,7 +54,7 @@ from ..io import StaleFileError, atomic_path, damaged, check_writable, load_torc
 from ..models.registry import IMAGE_MODELS
 from ..posterior import Posterior
 from . import objectives
-from .methods import DEFAULT_PARTICLES, METHODS
+from .methods import DEFAULT_LR, DEFAULT_PARTICLES, METHODS
 
 __all__ = ["METHODS", "IMAGE_MODELS", "TrainConfig", "TrainedRun", "train", "load_run", "build_model",
            "image_model", "posterior_from_run", "posterior_from_checkpoint"]
@@ -69,11 +72,11 @@ class TrainConfig:
     model: str = "vae"
     data: str = "binarized_mnist"
     data_dir: str | None = None
-    method: str = "svi"
+    method: str | None = None
     epochs: int = 10
     batch_size: int = 100
     num_particles: int | None = None
-    lr: float = 1e-3
+    lr: float | None = None
     seed: int = 0
     num_train: int | None = None
     insomnia: float = 1.0
@@ -83,8 +86,19 @@ class TrainConfig:
         """Fill defaults and check combinations. :raises ValueError: naming the bad option."""
         if self.model not in IMAGE_MODELS:
             raise ValueError(f"unknown image model {self.model!r}; known: {list(IMAGE_MODELS)}")
+        if self.method is None:  # the model's own method: gan, mle without latents, else svi
+            has_latents = getattr(image_model(self.model), "LATENT", True)
+            self.method = "gan" if self.model == "gan" else ("svi" if has_latents else "mle")
+        if self.lr is None:
+            self.lr = DEFAULT_LR.get(self.method, 1e-3)
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; known: {list(METHODS)}")
+        if (self.model == "gan") != (self.method == "gan"):
+            raise ValueError(f"method 'gan' trains the gan model and only it; got model "
+                             f"{self.model!r} with method {self.method!r}")
+        check_kwargs = getattr(image_model(self.model), "check_kwargs", None)
+        if check_kwargs is not None:  # the model's options, before any data is read
+            check_kwargs(self.model_kwargs)
         if self.num_particles is None:
             self.num_particles = DEFAULT_PARTICLES[self.method]
         if self.method == "rws" and self.num_particles < 2:
@@ -185,14 +199,20 @@ def _set_rng_state(state: dict, data_gen: torch.Generator) -> None:
     random.setstate(state["python"])
 
 
-def _test_elbo(model, guide, x_test: torch.Tensor, seed: int, gen=None) -> float:
-    if gen is not None:  # mle: no latents, the ELBO is the exact log-likelihood
+def _test_elbo(gen, guide, x_test: torch.Tensor, seed: int, exact: bool = False) -> float:
+    if exact:  # mle: no latents, the ELBO is the exact log-likelihood
         with torch.no_grad():
             return float(torch.cat([gen.log_prob(xb) for xb in x_test.split(500)]).mean())
-    # Own RNG stream: monitoring must not change the training run.
-    with torch.random.fork_rng(), torch.no_grad():
-        torch.manual_seed(seed)
-        log_p, log_q = objectives.log_weights(model, guide, x_test, 1)
+    # Own RNG stream, and eval mode (batch-norm statistics untouched): monitoring must not
+    # change the training run.
+    training = gen.training
+    gen.eval()
+    try:
+        with torch.random.fork_rng(), torch.no_grad():
+            torch.manual_seed(seed)
+            log_p, log_q = objectives.log_weights(gen.model, guide, x_test, 1)
+    finally:
+        gen.train(training)
     return float((log_p - log_q).mean())
 
 
@@ -208,16 +228,19 @@ def _dataset(config: TrainConfig) -> ImageDataset:
     return dataset
 
 
-def train(model: str = "vae", data: str = "binarized_mnist", *, data_dir=None, method: str = "svi",
-          epochs: int = 10, batch_size: int = 100, num_particles: int | None = None,
-          lr: float = 1e-3, seed: int = 0, num_train: int | None = None, insomnia: float = 1.0,
+def train(model: str = "vae", data: str = "binarized_mnist", *, data_dir=None,
+          method: str | None = None, epochs: int = 10, batch_size: int = 100,
+          num_particles: int | None = None, lr: float | None = None, seed: int = 0, num_train: int | None = None, insomnia: float = 1.0,
           model_kwargs: dict | None = None, out=None, resume: bool = False, force: bool = False,
           max_time_s: float | None = None, progress: bool = True, device=None) -> TrainedRun:
-    """Learn theta and phi of an image model (``"vae"`` or ``"sbn"``) on a named data set.
+    """Learn theta and phi of an image model (``"vae"``, ``"sbn"``, ``"gan"``, or an
+    autoregressive model by ``mle``) on a named data set.
 
     :param data: a name from :data:`ppl_genmodels.data.IMAGE_DATASETS`, read from ``data_dir``.
-    :param method: one of :data:`METHODS` (module docstring); ``num_particles`` defaults
-        to 1 (svi, wake_sleep, nvil) or 5 (iwae, rws).
+    :param method: one of :data:`METHODS` (module docstring; default ``"gan"`` for the gan
+        model, ``"svi"`` otherwise); ``num_particles`` defaults to 1 (svi, wake_sleep, nvil,
+        gan) or 5 (iwae, rws).
+    :param lr: Adam learning rate (default 2e-4 for gan, 1e-3 otherwise).
     :param num_train: use only the first ``num_train`` training images.
     :param model_kwargs: passed to the model's ``build`` (vae: latent_dim, hidden, arch;
         sbn: layers).
@@ -270,7 +293,12 @@ def train(model: str = "vae", data: str = "binarized_mnist", *, data_dir=None, m
     gen, guide = build_model(config, dataset.pixels)
     gen.to(device), guide.to(device)
     params = list(gen.parameters()) + list(guide.parameters())
-    optimizer = torch.optim.Adam(params, lr=config.lr)
+    if config.method == "gan":
+        from .gan_training import GANOptimizers, gan_step
+
+        optimizer = GANOptimizers(gen, guide, config.lr)
+    else:
+        optimizer = torch.optim.Adam(params, lr=config.lr)
     data_gen = torch.Generator()
     data_gen.manual_seed(config.seed)
     history, start_epoch = [], 0
@@ -291,15 +319,20 @@ def train(model: str = "vae", data: str = "binarized_mnist", *, data_dir=None, m
     out_of_time = False
     with pyro.get_param_store().scope():
         for epoch in range(start_epoch, config.epochs):
-            epoch_start, total, seen = time.perf_counter(), 0.0, 0
+            epoch_start, total, seen, extras = time.perf_counter(), 0.0, 0, {}
             order = torch.randperm(n, generator=data_gen)
             for idx in order.split(config.batch_size):
                 xb = x_train[idx].float()
                 if dataset.dynamic:
                     xb = torch.bernoulli(xb / 255.0, generator=data_gen)
-                optimizer.zero_grad()
-                loss = _step(config, gen.model, guide, xb.to(device), gen)
-                optimizer.step()
+                if config.method == "gan":  # own optimizers per player
+                    loss, extra = gan_step(gen, guide, xb.to(device), optimizer)
+                    for key, value in extra.items():
+                        extras[key] = extras.get(key, 0.0) + value * len(idx)
+                else:
+                    optimizer.zero_grad()
+                    loss = _step(config, gen.model, guide, xb.to(device), gen)
+                    optimizer.step()
                 total += loss * len(idx)
                 seen += len(idx)
                 bar.update()
@@ -309,10 +342,11 @@ def train(model: str = "vae", data: str = "binarized_mnist", *, data_dir=None, m
                     break
             seconds = time.perf_counter() - epoch_start
             history.append({"epoch": epoch + 1, "loss": total / seen,
-                            "test_elbo": _test_elbo(gen.model, guide, x_test, config.seed,
-                                                    gen if config.method == "mle" else None),
+                            "test_elbo": _test_elbo(gen, guide, x_test, config.seed,
+                                                    exact=config.method == "mle"),
                             "time_s": seconds, "images_per_s": seen / seconds,
-                            "complete": not out_of_time})
+                            "complete": not out_of_time,
+                            **{key: value / seen for key, value in extras.items()}})
             if directory is not None:
                 _save(directory, {"config": asdict(config), "pixels": dataset.pixels,
                                   "epoch": epoch + 1,

@@ -87,6 +87,8 @@ MODELS = _models(
     ModelInfo("pixelcnn", "small gated PixelCNN (van den Oord et al. 2016), exact likelihood, no "
               "latents; needs a train run", _M + "autoregressive", engines=(), trainable=True,
               latent=False),
+    ModelInfo("gan", "GAN (DCGAN-style, 64-d Gaussian latents) as a Pyro model with a pixel-flip "
+              "Bernoulli observation model; needs --checkpoint", _M + "gan", trainable=True),
     ModelInfo("kidiq", "Gelman & Hill child IQ regression (N=434, correlated beta); posteriordb "
               "reference", _M + "kidiq"),
     ModelInfo("gauss_mix", "two-component 1-D Gaussian mixture, ordered means (N=1000); "

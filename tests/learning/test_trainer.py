@@ -96,7 +96,7 @@ def test_existing_run_needs_resume_or_force_and_matching_config(tmp_path):
     ({"method": "rws", "num_particles": 1}, "num_particles >= 2"),
     ({"method": "wake_sleep", "num_particles": 3}, "one guide sample"),
     ({"method": "adam"}, "unknown method"),
-    ({"model": "gan"}, "unknown image model"),
+    ({"model": "not_a_model"}, "unknown image model"),
 ])
 def test_bad_options_fail_before_loading_data(kwargs, match):
     kwargs = {"model": "vae", **kwargs}
