@@ -182,7 +182,12 @@ def em(x, num_components: int | None = None, init_locs=None, covariance: str = "
     check_positive("tol", tol, "em")
     check_seed(seed)
     if init_locs is not None:
-        locs = torch.as_tensor(np.asarray(init_locs), dtype=torch.float64).reshape(-1, d).clone()
+        locs = torch.as_tensor(np.asarray(init_locs), dtype=torch.float64).clone()
+        if locs.dim() == 1 and d == 1:
+            locs = locs[:, None]
+        if locs.dim() != 2 or locs.shape[1] != d or locs.shape[0] == 0:
+            raise ValueError(f"init_locs must have shape (K, {d}) for data of shape {tuple(x.shape)}; "
+                             f"got {tuple(locs.shape)}")
         if num_components is not None and locs.shape[0] != num_components:
             raise ValueError(f"init_locs has {locs.shape[0]} rows but num_components={num_components}")
         if not torch.isfinite(locs).all():
@@ -250,7 +255,8 @@ def kmeans_agreement(x, init_locs, scales, max_iter: int = 300) -> list[dict]:
     from sklearn.cluster import KMeans
 
     x = _as_data(x)
-    init = np.asarray(init_locs, dtype=np.float64).reshape(-1, x.shape[1])
+    init = np.asarray(init_locs, dtype=np.float64)
+    init = init[:, None] if init.ndim == 1 and x.shape[1] == 1 else init
     km = KMeans(n_clusters=len(init), init=init, n_init=1, algorithm="lloyd", max_iter=max_iter,
                 tol=0.0).fit(x.numpy())
     rows = []
