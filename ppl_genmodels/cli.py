@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ._argtypes import _POSITIVE, _SEED
 from ._cli_common import _device_problem, _prepare_out, _refuse_non_empty
+from ._cli_em import _em, add_em_parser
 from ._cli_flows import _gaps, _guides, add_flow_parsers
 from ._cli_images import _add_image_parsers, _compare_checkpoint, _compare_packaged, _evaluate, _train
 from ._cli_sbc import _add_sbc_parser, _sbc
@@ -56,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="replace the model's guide by a per-posterior autoguide of this family "
                            "(ffg: AutoDiagonalNormal; iaf/spline: AutoNormalizingFlow)")
     add_flow_parsers(sub)
+    add_em_parser(sub)
     _add_sbc_parser(sub)
     _add_image_parsers(sub)
     return parser
@@ -215,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "list":
         return _list()
     commands = {"sbc": _sbc, "train": _train, "evaluate": _evaluate, "compare": _compare,
-                "gaps": _gaps, "guides": _guides}
+                "gaps": _gaps, "guides": _guides, "em": _em}
     command = commands[args.command]
     if getattr(args, "checkpoint", None) is not None:
         command = _compare_checkpoint
