@@ -91,9 +91,9 @@ class ConjugateMixture:
                                                (self.beta0 * precisions).rsqrt()).to_event(1))
         if self.assignments == "marginal":  # Stan's log_mix: the same posterior of the globals
             with pyro.plate("data", y.shape[-1]):
-                components = dist.Normal(locs.unsqueeze(-2), precisions.rsqrt().unsqueeze(-2))
-                pyro.sample("y", dist.MixtureSameFamily(dist.Categorical(weights.unsqueeze(-2)),
-                                                        components), obs=y)
+                components = dist.Normal(locs, precisions.rsqrt())
+                pyro.sample("y", dist.MixtureSameFamily(dist.Categorical(weights), components),
+                            obs=y)
             return
         with pyro.plate("data", y.shape[-1]):
             assignment = pyro.sample("assignment", dist.Categorical(weights),

@@ -154,3 +154,25 @@ def test_cavi_means_near_nuts_and_under_dispersed():
     sd = locs.std(0)
     assert np.all(np.abs(q.mean()["locs"][order] - locs.mean(0)) < 0.3 * sd + 4 * sd / np.sqrt(400))
     assert np.all(q.sd()["locs"][order] < 1.1 * sd)
+
+
+@pytest.mark.filterwarnings("ignore:TraceEnum_ELBO found no sample sites")
+def test_marginal_and_enumerated_forms_define_the_same_posterior():
+    """log p(y, globals) with the assignments summed out by Pyro's enumeration equals the
+    MixtureSameFamily form at random points (and differs at another point: a control)."""
+    from pyro.infer import TraceEnum_ELBO
+
+    y = Y[:50].float()
+    values = []
+    for assignments in ("enumerate", "marginal"):
+        model = ConjugateMixture(assignments=assignments)
+        torch.manual_seed(0)
+        out = []
+        for _ in range(3):
+            point = {"weights": torch.distributions.Dirichlet(torch.ones(2)).sample(),
+                     "precisions": torch.rand(2) + 0.5, "locs": torch.randn(2) * 3}
+            conditioned = poutine.condition(model, point)
+            out.append(-TraceEnum_ELBO(max_plate_nesting=1).loss(conditioned, lambda y: None, y))
+        values.append(out)
+    np.testing.assert_allclose(values[0], values[1], rtol=1e-5)
+    assert abs(values[0][0] - values[0][1]) > 1.0
