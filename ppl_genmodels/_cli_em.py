@@ -28,10 +28,6 @@ def add_em_parser(sub) -> None:
 
 
 def _em(args) -> int:
-    import pandas as pd
-    import torch
-
-    from .harness.mixture import em_story
     from .models.registry import model_info
 
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
@@ -43,6 +39,11 @@ def _em(args) -> int:
     if _refuse_non_empty(args.out, args, "overwrite it"):
         return 2
     _prepare_out(args.out, args.force)
+    import pandas as pd
+    import torch
+
+    from .harness.mixture import em_story
+
     torch.set_num_threads(1)
     logging.getLogger("pyro").setLevel(logging.WARNING)
     pd.set_option("display.width", 200)

@@ -90,6 +90,11 @@ def _compare(args) -> int:
         what = f"unknown model(s) {unknown}" if unknown else f"unknown engine(s) {bad}"
         print(f"error: {what}; models: {list_models()}, engines: {list(ENGINE_NAMES)}", file=sys.stderr)
         return 2
+    no_cavi = [m for m in args.models if "cavi" in (engines or ()) and "cavi" not in MODELS[m].engines]
+    if no_cavi:  # CAVI needs a conditionally conjugate model (infer/cavi.py)
+        print(f"error: engine cavi runs only on {[m for m in MODELS if 'cavi' in MODELS[m].engines]}, "
+              f"not {no_cavi}", file=sys.stderr)
+        return 2
     problem = _device_problem(args.device)
     if problem:
         print(f"error: --device {args.device}: {problem}", file=sys.stderr)
