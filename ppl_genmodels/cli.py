@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ._argtypes import _POSITIVE, _SEED
 from ._cli_common import _device_problem, _prepare_out, _refuse_non_empty
+from ._cli_em import _em, add_em_parser
 from ._cli_flows import _gaps, _guides, add_flow_parsers
 from ._cli_grid import _grid, add_grid_parser
 from ._cli_images import _add_image_parsers, _compare_checkpoint, _compare_packaged, _evaluate, _train
@@ -59,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
                            "(ffg: AutoDiagonalNormal; iaf/spline: AutoNormalizingFlow)")
     add_flow_parsers(sub)
     add_grid_parser(sub)
+    add_em_parser(sub)
     _add_sbc_parser(sub)
     _add_image_parsers(sub)
     add_modes_parsers(sub)
@@ -96,6 +98,11 @@ def _compare(args) -> int:
     if no_latents:  # autoregressive: exact likelihood, no posterior to compare engines on
         print(f"error: {', '.join(no_latents)}: no latent variables, nothing to infer; use "
               "`ppl-genmodels train ... --method mle` and `evaluate`", file=sys.stderr)
+        return 2
+    no_cavi = [m for m in args.models if "cavi" in (engines or ()) and "cavi" not in MODELS[m].engines]
+    if no_cavi:  # CAVI needs a conditionally conjugate model (infer/cavi.py)
+        print(f"error: engine cavi runs only on {[m for m in MODELS if 'cavi' in MODELS[m].engines]}, "
+              f"not {no_cavi}", file=sys.stderr)
         return 2
     problem = _device_problem(args.device)
     if problem:
@@ -225,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         return _list()
     commands = {"sbc": _sbc, "train": _train, "evaluate": _evaluate, "compare": _compare,
                 "gaps": _gaps, "guides": _guides, "grid": _grid, "modes": _modes,
-                "latent": _latent}
+                "latent": _latent, "em": _em}
     command = commands[args.command]
     if getattr(args, "checkpoint", None) is not None:
         command = _compare_checkpoint

@@ -32,7 +32,7 @@ LAYERS = [
     ("grid", ["ppl_genmodels.grid"]),
     ("cli", ["ppl_genmodels.cli", "ppl_genmodels._cli_grid", "ppl_genmodels._argtypes", "ppl_genmodels._cli_common",
              "ppl_genmodels._cli_flows", "ppl_genmodels._cli_images", "ppl_genmodels._cli_sbc",
-             "ppl_genmodels._cli_modes"]),
+             "ppl_genmodels._cli_modes", "ppl_genmodels._cli_em"]),
 ]
 SIBLINGS = {frozenset({"harness", "sbc"})}  # same floor: neither may import the other
 RANK = {"core": 0, "data": 1, "models": 2, "infer": 3, "diagnostics": 4, "learning": 5,

@@ -14,21 +14,24 @@ from typing import Any
 
 from ._draws import deterministic_sites, guide_draws
 from .amortized import Amortized
+from .cavi import CAVI
 from .base import BatchedEngine, Engine, EngineResult, GuideEngine, UserEngine
 from .nuts import NUTS
 from .pyro_nuts import PyroNUTS
 from .rws import RWS
 from .svi import SVI
 
-ENGINES = {"svi": SVI, "rws": RWS, "nuts": NUTS, "pyro_nuts": PyroNUTS, "amortized": Amortized}
+ENGINES = {"svi": SVI, "rws": RWS, "nuts": NUTS, "pyro_nuts": PyroNUTS, "amortized": Amortized,
+           "cavi": CAVI}
 
-__all__ = ["SVI", "RWS", "NUTS", "PyroNUTS", "Amortized", "ENGINES", "get_engine", "Engine",
+__all__ = ["SVI", "RWS", "NUTS", "PyroNUTS", "Amortized", "CAVI", "ENGINES", "get_engine", "Engine",
            "EngineResult", "GuideEngine", "BatchedEngine", "UserEngine", "guide_draws", "deterministic_sites"]
 
 
 def get_engine(spec: Any, **config) -> Engine:
     """An engine from a name (``"svi"``, ``"rws"``, ``"nuts"`` (the ensemble sampler),
-    ``"pyro_nuts"`` (Pyro's sampler), ``"amortized"``) and config,
+    ``"pyro_nuts"`` (Pyro's sampler), ``"amortized"``, ``"cavi"`` (mean-field CAVI of
+    the conjugate Gaussian mixture)) and config,
     or from an object. Built-in engine objects (and :class:`UserEngine`) are returned as
     they are; any other object is wrapped once in :class:`UserEngine`, the one place where
     a user engine is adapted to the :class:`Engine` contract.

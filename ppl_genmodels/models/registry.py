@@ -24,7 +24,7 @@ from dataclasses import dataclass
 __all__ = ["ENGINE_NAMES", "SBC_ENGINE_NAMES", "ModelInfo", "MODELS", "DEFAULT_MODELS",
            "IMAGE_MODELS", "AUTOREGRESSIVE_MODELS", "LATENT_IMAGE_MODELS", "list_models", "model_info"]
 
-ENGINE_NAMES = ("svi", "rws", "nuts", "pyro_nuts")
+ENGINE_NAMES = ("svi", "rws", "nuts", "pyro_nuts", "cavi")
 """The built-in engines a model can run under ``ppl-genmodels compare``."""
 SBC_ENGINE_NAMES = ("nuts", "svi", "rws", "amortized")
 """The engines ``ppl-genmodels sbc`` accepts (``amortized``: a guide trained once by RWS)."""
@@ -103,6 +103,9 @@ MODELS = _models(
               "intercept); NUTS reference", _M + "logistic_regression"),
     ModelInfo("enum_mixture", "3-component 1-D Gaussian mixture, enumerated assignments (N=150); "
               "quadrature", _M + "enum_mixture", engines=("svi", "nuts")),
+    ModelInfo("bayes_gauss_mix", "conjugate Bayesian 2-component mixture (Bishop 10.2), exchangeable, "
+              "enumerated assignments, low_dim_gauss_mix data; CAVI vs NUTS vs SVI",
+              _M + "bayes_gauss_mix", engines=("cavi", "nuts", "svi")),
 )
 
 DEFAULT_MODELS = tuple(name for name, info in MODELS.items() if info.default)
