@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 # top-level package face (ppl_genmodels/__init__.py, lazy re-exports only) is outside them.
 LAYERS = [
     ("core", ["ppl_genmodels._arviz", "ppl_genmodels.io", "ppl_genmodels.reference",
-              "ppl_genmodels.posterior", "ppl_genmodels.plotting",
+              "ppl_genmodels.posterior", "ppl_genmodels._posterior_checks", "ppl_genmodels.plotting",
               "ppl_genmodels._validate", "ppl_genmodels.fingerprint"]),
     ("data", ["ppl_genmodels.data"]),
     ("models", ["ppl_genmodels.models"]),

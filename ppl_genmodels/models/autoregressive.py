@@ -32,6 +32,7 @@ The guide of these models (:class:`NoLatents`) samples nothing, so the ELBO of
 
 from __future__ import annotations
 
+import abc
 import math
 
 import pyro
@@ -54,7 +55,7 @@ class NoLatents(nn.Module):
         return None
 
 
-class AutoregressiveImageModel(nn.Module):
+class AutoregressiveImageModel(nn.Module, abc.ABC):
     """Base class: subclasses define ``logits(x)`` ``(B, D) -> (B, D)`` whose column i depends
     only on ``x[:, :i]`` (raster order).
 
@@ -63,8 +64,9 @@ class AutoregressiveImageModel(nn.Module):
 
     pixels: int
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, D)`` logits of every pixel given the pixels before it."""
 
     def _pixel_logits(self, x: torch.Tensor, i: int) -> torch.Tensor:
         """``(B,)`` logits of pixel i given ``x[:, :i]`` (subclasses may crop the work)."""
