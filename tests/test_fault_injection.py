@@ -97,7 +97,10 @@ def test_compare_killed_after_first_engine_resumes_to_the_same_draws(tmp_path):
 def test_sbc_interrupted_by_sigint_resumes_to_the_same_ranks(tmp_path):
     from ppl_genmodels.sbc import SBCResult
 
-    argv = ["sbc", "normal_normal", "--engine", "amortized", "--simulations", "40", "--quick",
+    # Amortized SBC trains its guide once, then a batch of 10 simulations takes ~0.1 s: 12
+    # batches leave ~1 s between the first batch file and the end for the SIGINT to land
+    # (with 4 batches a fast machine finished first).
+    argv = ["sbc", "normal_normal", "--engine", "amortized", "--simulations", "120", "--quick",
             "--seed", "2"]
     victim = _Interrupter(_start(*argv, "--out", str(tmp_path / "b")),
                           tmp_path / "b" / "checkpoints" / "batch_00000.npz", signal.SIGINT)
