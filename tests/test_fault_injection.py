@@ -26,10 +26,18 @@ from ppl_genmodels.io import load_netcdf
 TIMEOUT = 240  # s, per process: generous for a loaded two-core machine
 
 
+def _default_sigint() -> None:
+    # A child inherits an ignored SIGINT (SIG_IGN survives exec), and Python then installs
+    # no KeyboardInterrupt handler: whatever ignored it in this test process, the CLI under
+    # test gets the terminal's default, as a user's Ctrl-C would find it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(*argv: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "ppl_genmodels.cli", *argv, "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
+                            preexec_fn=_default_sigint)
 
 
 def _finish(proc: subprocess.Popen) -> str:
@@ -43,8 +51,8 @@ def _reference(argv: list[str], out: Path) -> None:
 
 
 class _Interrupter(threading.Thread):
-    """Send ``sig`` to ``proc`` once ``appears`` exists (polled every 10 ms), while the test
-    runs the reference in the main thread."""
+    """Send ``sig`` to ``proc`` once ``appears`` exists (polled every 10 ms); the tests
+    run the uninterrupted reference only after it, so nothing competes with the poller."""
 
     def __init__(self, proc: subprocess.Popen, appears: Path, sig: int):
         super().__init__(daemon=True)
@@ -79,8 +87,8 @@ def test_compare_killed_after_first_engine_resumes_to_the_same_draws(tmp_path):
     victim = _Interrupter(_start(*argv, "--out", str(tmp_path / "b")), out_b / "svi.nc",
                           signal.SIGKILL)
     victim.start()
-    _reference(argv, tmp_path / "a")
     victim.output()
+    _reference(argv, tmp_path / "a")
     for nc in out_b.glob("*.nc"):  # whatever is there under its own name is complete
         load_netcdf(nc)
     assert not (out_b / "report.md").exists()
@@ -105,8 +113,8 @@ def test_sbc_interrupted_by_sigint_resumes_to_the_same_ranks(tmp_path):
     victim = _Interrupter(_start(*argv, "--out", str(tmp_path / "b")),
                           tmp_path / "b" / "checkpoints" / "batch_00000.npz", signal.SIGINT)
     victim.start()
-    _reference(argv, tmp_path / "a")
     printed = victim.output()
+    _reference(argv, tmp_path / "a")
     assert "interrupted" in printed and "--resume" in printed and "Traceback" not in printed
     assert victim.proc.returncode == 130
     assert _temporaries(tmp_path / "b") == []  # Ctrl-C removes the temporary being written
@@ -127,8 +135,8 @@ def test_train_killed_after_first_checkpoint_resumes_bit_for_bit(tmp_path):
     victim = _Interrupter(_start(*argv, "--out", str(tmp_path / "b")),
                           tmp_path / "b" / "checkpoint.pt", signal.SIGKILL)
     victim.start()
-    _reference(argv, tmp_path / "a")
     victim.output()
+    _reference(argv, tmp_path / "a")
     partial = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)  # complete
     assert 1 <= partial["epoch"] < 30
     # a kill can leave a temporary file; the next run into the folder removes it
