@@ -65,9 +65,12 @@ def test_nuts_bar_is_silent_without_progress(monkeypatch):
 
 
 @pytest.mark.parametrize("progress", [True, False])
-def test_pyro_nuts_bar_advances_with_pyro_logging_quieted(progress, capfd):
+def test_pyro_nuts_bar_advances_with_pyro_logging_quieted(progress, capfd, monkeypatch):
     """Pyro's own bar reaches N/N, not 0/N, even with the ``pyro`` logger at WARNING as the
-    CLI sets it (Pyro advances the bar from INFO records, which that level drops)."""
+    CLI sets it (Pyro advances the bar from INFO records, which that level drops).
+    Pyro hides its bar whenever ``CI`` is set (pyro/infer/mcmc/logger.py), as on our CI."""
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     pyro_logger = logging.getLogger("pyro")
     level = pyro_logger.level
     pyro_logger.setLevel(logging.WARNING)
