@@ -137,8 +137,8 @@ def _compare_models(args, engines, out: Path) -> int:
                 outcomes.append((status, report))
     else:
         outcomes = [_compare_one(name, args, engines, out) for name in args.models]
-    for status, _ in outcomes:
-        if status:
+    for status, report in outcomes:
+        if status and report is None:
             return status
     reports = [report for _, report in outcomes]
     wall = time.perf_counter() - start
@@ -146,7 +146,7 @@ def _compare_models(args, engines, out: Path) -> int:
     index += [f"- [{r.parent.name}]({r.parent.name}/report.md)" for r in reports]
     write_text(out / "index.md", "\n".join(index) + "\n")
     print(f"\nwrote {out / 'index.md'} ({len(reports)} report(s)); total wall time {wall:.1f} s")
-    return 0
+    return max(status for status, _ in outcomes)  # 1: some engine failed (its report says which)
 
 
 def _die_with_parent() -> None:
@@ -222,7 +222,10 @@ def _compare_one(name: str, args, engines, out: Path):
     table = comparison.table
     print(table[[c for c in cols if c in table]].to_string(float_format=lambda v: f"{v:.3g}"))
     print(f"\nreport: {report}", flush=True)
-    return 0, report
+    for engine, message in comparison.failures.items():
+        print(f"error: {name}: engine {engine} failed (the others' results are in the report; "
+              f"--resume retries only it): {message}", file=sys.stderr)
+    return (1 if comparison.failures else 0), report
 
 
 def main(argv: list[str] | None = None) -> int:

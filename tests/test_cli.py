@@ -81,3 +81,25 @@ def test_jobs_give_the_same_draws_as_one_process(tmp_path, capsys):
     manifest = (tmp_path / "two" / ".ppl_genmodels_manifest.json").read_text()
     assert "normal_normal/nuts.nc" in manifest and "linear_regression/nuts.nc" in manifest
     assert one.count("report:") == two.count("report:") == 2
+
+
+def test_compare_goes_on_when_an_engine_fails_and_exits_1(tmp_path, monkeypatch, capsys):
+    """An engine that crashes mid-run costs only its own row: the report is written with the
+    others' results, the error is named, the exit status is 1 and --resume retries only it."""
+    from ppl_genmodels.infer import NUTS
+
+    def crash(self, posterior, seed=0, *, progress=True):
+        raise FloatingPointError("injected failure")
+
+    monkeypatch.setattr(NUTS, "run", crash)
+    out = tmp_path / "out"
+    argv = ["compare", "normal_normal", "--quick", "--engines", "svi,nuts", "--jobs", "1",
+            "--no-progress", "--out", str(out)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "engine nuts failed" in err and "injected failure" in err
+    assert (out / "normal_normal" / "svi.nc").exists() and (out / "index.md").exists()
+    assert "injected failure" in (out / "normal_normal" / "report.md").read_text()
+    monkeypatch.undo()  # the engine works again: a resumed run redoes only NUTS
+    assert main(argv[:-2] + ["--resume", "--out", str(out)]) == 0
+    assert (out / "normal_normal" / "nuts.nc").exists()

@@ -33,6 +33,8 @@ class Comparison:
     :ivar results: engine name -> its :class:`~ppl_genmodels.infer.EngineResult` (VI: the
         fitted ``guide`` and ``param_state``); ``guide`` is ``None`` for a result reused
         from ``checkpoint_dir``.
+    :ivar failures: engine name -> ``"ExceptionType: message"`` for each engine that raised
+        while running (``compare(on_error="record")``); those engines have no ``idata``.
     """
 
     posterior_name: str
@@ -40,6 +42,7 @@ class Comparison:
     reference: Reference | None = None
     engines: dict[str, Engine] = field(default_factory=dict)
     results: dict[str, EngineResult] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
 
     _summaries: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _table: tuple | None = field(default=None, init=False, repr=False, compare=False)
@@ -65,20 +68,26 @@ class Comparison:
     def warnings(self) -> dict[str, list[str]]:
         """Engine name -> :func:`ppl_genmodels.diagnostics.engine_warnings` (Stan-style
         messages naming parameters or chains; empty when nothing fired)."""
-        return {name: diagnostics.engine_warnings(idata, self.summary(name))
-                for name, idata in self.idata.items()}
+        out = {name: diagnostics.engine_warnings(idata, self.summary(name))
+               for name, idata in self.idata.items()}
+        out.update({name: [f"the engine failed and left no result: {message}"]
+                    for name, message in self.failures.items()})
+        return out
 
     @property
     def engine_table(self) -> pd.DataFrame:
         """One row per engine: ``verdict`` (*trust* / *caution* / *do not trust*) and the
         diagnostics it rests on (``because``; :func:`ppl_genmodels.diagnostics.verdict`),
         ``wall_time_s`` (s), ``grad_evals``; MCMC: ``divergences``, ``max_r_hat``,
-        ``max_r_hat_nested`` (only when some run has superchains), ``min_ess_bulk``, ``min_ess_tail``, ``min_e_bfmi``, ``tree_depth_saturation``
+        ``max_r_hat_nested`` (only when some run has superchains), ``min_ess_bulk``,
+        ``min_ess_tail``, ``min_e_bfmi``, ``tree_depth_saturation``
         (fraction); VI: ``elbo``, ``elbo_se``, ``log_evidence``, ``log_evidence_se`` (nats)
         and PSIS ``k_hat``; the mean over parameters of ``std_mean_error`` and ``sd_ratio``
         against the baseline, ``mean_psis_std_mean_error`` (VI, PSIS-corrected means) and,
         with a reference, ``gym_pass_fraction`` (share of parameters passing
-        :func:`ppl_genmodels.diagnostics.reference_check`). NaN where not applicable."""
+        :func:`ppl_genmodels.diagnostics.reference_check`). NaN where not applicable. An
+        engine that failed (``failures``) gets a row *do not trust* whose ``because`` is
+        its error, every diagnostic NaN."""
         rows = {}
         for name, idata in self.idata.items():
             summary = self.summary(name)
@@ -98,6 +107,11 @@ class Comparison:
             table["mean_psis_std_mean_error"] = grouped["psis_std_mean_error"].mean()
         if "gym_passed" in params:
             table["gym_pass_fraction"] = grouped["gym_passed"].mean()
+        if self.failures:
+            failed = pd.DataFrame.from_dict(
+                {name: {"verdict": "do not trust", "because": f"engine failed: {message}"}
+                 for name, message in self.failures.items()}, orient="index")
+            table = pd.concat([table, failed])
         table.index.name = "engine"
         return table
 
@@ -259,6 +273,7 @@ def compare(
     checkpoint_dir: str | Path | None = None,
     resume: bool = True,
     strict_resume: bool = False,
+    on_error: str = "record",
 ) -> Comparison:
     """Run every engine on the same posterior and collect their InferenceData.
 
@@ -286,15 +301,23 @@ def compare(
     :param strict_resume: a saved result with another fingerprint raises
         :class:`~ppl_genmodels.io.StaleFileError` naming what differs (default: a warning
         naming it, and the engine runs again).
+    :param on_error: what an engine that raises while running does to the comparison:
+        ``"record"`` (default) logs a warning, keeps the error in ``Comparison.failures``
+        and goes on with the other engines (the finished ones are kept, and saved in
+        ``checkpoint_dir`` as they finish); ``"raise"`` re-raises at once. Validation errors,
+        a changed theta and ``KeyboardInterrupt`` always raise.
     :returns: :class:`Comparison`.
     :raises ValueError: invalid posterior, engine spec, settings or engine/posterior
         combination, or ``seed`` not an integer >= 0 -- all before any engine runs or any
         file is written; :class:`~ppl_genmodels.io.OutputFolderError` (a ``ValueError``):
         ``checkpoint_dir`` is a file or not writable; :class:`~ppl_genmodels.io.DamagedFileError`:
         a saved result cannot be read; ``StaleFileError``: see ``strict_resume``.
-    :raises RuntimeError: an engine changed theta.
+    :raises RuntimeError: an engine changed theta, or every engine failed (the message
+        names each error).
     """
     check_seed(seed)
+    if on_error not in ("record", "raise"):
+        raise ValueError(f"on_error must be 'record' or 'raise', got {on_error!r}")
     if not isinstance(posterior, Posterior):
         raise ValueError(f"posterior must be a ppl_genmodels.Posterior, not {type(posterior).__name__}")
     if isinstance(engines, str):
@@ -307,22 +330,33 @@ def compare(
     if checkpoint_dir:
         check_writable(checkpoint_dir)
     before = posterior.theta()
-    results = {}
+    results, failures = {}, {}
     for name, engine in resolved.items():
         path = Path(checkpoint_dir) / f"{name}.nc" if checkpoint_dir else None
         fp = fingerprint(posterior, name, _settings(engine), seed) if path else {}
         idata = _cached(path, fp, strict_resume) if path and resume else None
         if idata is None:
-            results[name] = engine.run(posterior, seed, progress=progress)
+            try:
+                results[name] = engine.run(posterior, seed, progress=progress)
+            except Exception as exc:  # noqa: BLE001 -- one engine's crash is a result
+                posterior.check_theta_unchanged(before, f"engine {name!r}")
+                if on_error == "raise":
+                    raise
+                failures[name] = f"{type(exc).__name__}: {exc}"
+                log.warning("engine %r failed on %s, going on without it: %s", name,
+                            posterior.name, failures[name], exc_info=True)
+                continue
             posterior.check_theta_unchanged(before, f"engine {name!r}")
             if path:
                 results[name].idata.posterior.attrs.update(to_attrs(fp))
                 save_netcdf(results[name].idata, path)
         else:
             results[name] = EngineResult(idata)
+    if not results:
+        raise RuntimeError("every engine failed: " + "; ".join(f"{k}: {v}" for k, v in failures.items()))
     idata = {name: result.idata for name, result in results.items()}
     if reference is not None and posterior.coords:
         # references written with positions (theta[0]) move onto the results' labels
         # (theta[Choate])
         reference = reference.relabel(posterior.parameter_labels())
-    return Comparison(posterior.name, idata, reference, resolved, results)
+    return Comparison(posterior.name, idata, reference, resolved, results, failures)

@@ -137,6 +137,14 @@ def _engines_display(engines: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def _failed_note(comparison) -> str:
+    failures = getattr(comparison, "failures", {})
+    if not failures:
+        return ""
+    return (" Failed, no result (see Warnings; rerun with --resume to retry only them): "
+            + ", ".join(failures) + ".")
+
+
 def _sections(comparison, params, engines, made, extra, directory: Path) -> list[Section]:
     warnings = comparison.warnings
     ref = comparison.reference
@@ -154,7 +162,8 @@ def _sections(comparison, params, engines, made, extra, directory: Path) -> list
         ]),
         ("Warnings", [("warnings", warnings)]),
         ("Engines", [
-            ("md", f"Engines: {', '.join(comparison.idata)}. Distances are measured to "
+            ("md", f"Engines: {', '.join(comparison.idata)}.{_failed_note(comparison)} "
+                   f"Distances are measured to "
                    f"{baseline}. Wall time in seconds; `elbo`, `log_evidence` "
                    "(importance-weighted bound over the stored draws) and their standard "
                    "errors in nats; `k_hat` is the PSIS Pareto shape of the guide's importance "

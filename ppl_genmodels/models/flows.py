@@ -106,7 +106,8 @@ class FlowGuide(_KeepModel, AutoNormalizingFlow):
 
 def flow_transforms(kind: str, dim: int, num_flows: int = 2, hidden: int | None = None,
                     context_dim: int | None = None, count_bins: int = 8,
-                    bound: float = 5.0, order: str = "random") -> list:
+                    bound: float = 5.0, order: str = "random",
+                    spline_order: str = "linear") -> list:
     """``num_flows`` Pyro flow layers on ``(..., dim)`` vectors.
 
     Variable order of each layer's MADE conditioner (``pyro.nn.AutoRegressiveNN``; a buffer,
@@ -139,7 +140,12 @@ def flow_transforms(kind: str, dim: int, num_flows: int = 2, hidden: int | None 
     if dim < 1 or num_flows < 1:
         raise ValueError(f"flows need dim >= 1 and num_flows >= 1 (got {dim}, {num_flows})")
     hidden_dims = [hidden or max(32, 4 * dim)] * 2
-    param_dims = [1, 1] if kind == "iaf" else [count_bins, count_bins, count_bins - 1, count_bins]
+    if spline_order not in ("linear", "quadratic"):
+        raise ValueError(f"spline_order must be 'linear' or 'quadratic', got {spline_order!r}")
+    spline_dims = [count_bins, count_bins, count_bins - 1]
+    if spline_order == "linear":
+        spline_dims.append(count_bins)
+    param_dims = [1, 1] if kind == "iaf" else spline_dims
     layers = []
     for k in range(num_flows):
         perm = None
@@ -155,7 +161,7 @@ def flow_transforms(kind: str, dim: int, num_flows: int = 2, hidden: int | None 
             layers.append(cls(arn))
         else:
             cls = T.SplineAutoregressive if context_dim is None else T.ConditionalSplineAutoregressive
-            layers.append(cls(dim, arn, count_bins=count_bins, bound=bound))
+            layers.append(cls(dim, arn, count_bins=count_bins, bound=bound, order=spline_order))
     return layers
 
 

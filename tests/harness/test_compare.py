@@ -146,3 +146,40 @@ def test_bad_engine_specs():
         compare(posterior, engines=(SVI(), SVI()), progress=False)
     with pytest.raises(ValueError, match="needs num_particles > 1"):
         RWS(num_particles=1)
+
+
+class Crashing:
+    """A user engine that dies mid-run (as a NaN loss or an out-of-memory error would)."""
+
+    name = "crashing"
+
+    def run(self, posterior, seed):
+        raise FloatingPointError("loss became NaN at step 17")
+
+
+@pytest.mark.parametrize("position", ["first", "last"])
+def test_an_engine_that_fails_is_recorded_and_the_others_finish(position, tmp_path):
+    posterior = Posterior(regression_model, regression_guide, regression_data())
+    svi = SVI(num_steps=50, num_draws=50)
+    engines = (Crashing(), svi) if position == "first" else (svi, Crashing())
+    result = compare(posterior, engines=engines, progress=False, checkpoint_dir=tmp_path / "ck")
+    assert set(result.idata) == {"svi"}  # the good engine ran, before or after the crash
+    assert result.failures == {"crashing": "FloatingPointError: loss became NaN at step 17"}
+    assert (tmp_path / "ck" / "svi.nc").exists() and not (tmp_path / "ck" / "crashing.nc").exists()
+    table = result.engine_table
+    assert table.loc["crashing", "verdict"] == "do not trust"
+    assert "loss became NaN" in table.loc["crashing", "because"]
+    assert np.isnan(table.loc["crashing", "wall_time_s"]) and np.isfinite(table.loc["svi", "wall_time_s"])
+    assert "failed" in result.warnings["crashing"][0]
+    text = result.save(tmp_path / "out", figures=False).read_text()
+    assert "Failed, no result" in text and "loss became NaN at step 17" in text
+
+
+def test_on_error_raise_and_every_engine_failing():
+    posterior = Posterior(regression_model, regression_guide, regression_data())
+    with pytest.raises(FloatingPointError, match="step 17"):
+        compare(posterior, engines=(Crashing(),), progress=False, on_error="raise")
+    with pytest.raises(RuntimeError, match="every engine failed: crashing: FloatingPointError"):
+        compare(posterior, engines=(Crashing(),), progress=False)
+    with pytest.raises(ValueError, match="on_error must be"):
+        compare(posterior, engines=("svi",), progress=False, on_error="ignore")
