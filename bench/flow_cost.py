@@ -6,10 +6,11 @@ hits every family alike), median over rounds:
 - ``vae``: one ``pyro.infer.Trace_ELBO`` training step (loss, backward, Adam) of the MNIST VAE
   (MLP 2x200, L = 50 latents, 784 pixels) on a batch of 100 binarized MNIST images (the
   packaged test images), with the FFG encoder vs the amortized IAF / spline flow encoder
-  (2 conditional flows; :mod:`ppl_genmodels.models.vae_flows`);
+  (each family's default depth, ``flows.DEFAULT_NUM_FLOWS``: 2 IAF layers, 1 rational-quadratic
+  spline layer of 8 bins; :mod:`ppl_genmodels.models.vae_flows`);
 - ``funnel``: one ``pyro.infer.SVI`` step (Trace_ELBO, 8 vectorized particles) of a
   per-posterior autoguide on the 10-d Neal's funnel: ``AutoDiagonalNormal`` vs
-  ``AutoNormalizingFlow`` with 2 IAF / spline layers (:mod:`ppl_genmodels.models.flows`).
+  ``AutoNormalizingFlow`` with 2 IAF layers / 1 spline layer (:mod:`ppl_genmodels.models.flows`).
 
 Usage: ``OMP_NUM_THREADS=1 python bench/flow_cost.py [--rounds 5] [--steps 20]``; prints
 seconds per step and the ratio to FFG. Target (issue 11): ratio <= 3.

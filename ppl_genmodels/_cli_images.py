@@ -45,7 +45,7 @@ def _add_image_parsers(sub) -> None:
                     help="gan: pixel-flip probability of the observation model (default 0.05)")
     tr.add_argument("--guide", default=None, choices=("ffg", "iaf", "spline"),
                     help="vae: encoder family: ffg (default), iaf or spline (conditional flows)")
-    tr.add_argument("--num-flows", default=None, type=_POSITIVE, help="vae with a flow guide: layers (default 2)")
+    tr.add_argument("--num-flows", default=None, type=_POSITIVE, help="vae with a flow guide: layers (default: 2 for iaf, 1 for spline)")
     tr.add_argument("--layers", default=None,
                     help="sbn: comma-separated binary layer sizes, bottom up (default 200,200)")
     tr.add_argument("--insomnia", default=1.0, type=_UNIT,

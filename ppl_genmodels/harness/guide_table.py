@@ -31,7 +31,7 @@ TOY_BUDGET = {"num_steps": 3000, "num_particles": 8, "lr": 0.01, "num_draws": 40
 
 
 def guide_table(models=TOY_MODELS, families=GUIDE_FAMILIES, quick: bool = False, seed: int = 0,
-                progress: bool = False, num_flows: int = 2, flow_kwargs: dict | None = None,
+                progress: bool = False, num_flows: int | None = None, flow_kwargs: dict | None = None,
                 keep: dict | None = None, engine: str = "svi", **svi_kwargs) -> pd.DataFrame:
     """Fit each family to each model's posterior with one SVI budget and tabulate its checks.
 

@@ -10,7 +10,10 @@ unconstrained latent vector of size D (``pyro.infer.autoguide``):
   learnable element-wise affine map (:class:`ElementwiseAffine`), so the flow starts at a
   mean-field Gaussian;
 - ``spline``: the same with monotone rational-quadratic autoregressive splines
-  (``T.spline_autoregressive``; Durkan et al. 2019, "Neural spline flows") in place of IAF.
+  (``T.spline_autoregressive``, ``order="quadratic"``; Durkan et al. 2019, "Neural spline
+  flows") in place of IAF, **one** layer by default (:data:`DEFAULT_NUM_FLOWS`): a Pyro
+  spline layer costs about five IAF layers per SVI step, and one keeps the spline guide
+  within 3x the FFG step (bench/flow_cost.py).
 
 These guides sample an auxiliary site (``infer={'is_auxiliary': True}``) holding the whole
 latent vector and then each model site as a ``Delta`` with the log-Jacobian of the
@@ -32,12 +35,15 @@ from pyro.infer.autoguide import AutoDiagonalNormal, AutoNormalizingFlow
 from pyro.nn import AutoRegressiveNN, ConditionalAutoRegressiveNN
 from torch import nn
 
-__all__ = ["GUIDE_FAMILIES", "FLOW_FAMILIES", "ElementwiseAffine", "FFGGuide", "FlowGuide", "flow_transforms",
+__all__ = ["GUIDE_FAMILIES", "FLOW_FAMILIES", "DEFAULT_NUM_FLOWS", "ElementwiseAffine", "FFGGuide", "FlowGuide", "flow_transforms",
            "auto_guide", "with_guide"]
 
 GUIDE_FAMILIES = ("ffg", "iaf", "spline")
 """Guide families by name: fully factorized Gaussian, IAF, neural spline flow."""
 FLOW_FAMILIES = ("iaf", "spline")
+DEFAULT_NUM_FLOWS = {"iaf": 2, "spline": 1}
+"""Flow layers per family when ``num_flows`` is ``None``: two IAF layers (orders reversed
+between them), one rational-quadratic spline layer (its bins already bend each coordinate)."""
 
 
 class ElementwiseAffine(dist.TransformModule):
@@ -104,10 +110,10 @@ class FlowGuide(_KeepModel, AutoNormalizingFlow):
         return dist.StudentT(zero + self.base_df, zero, zero + 1.0).expand([self.latent_dim]).to_event(1)
 
 
-def flow_transforms(kind: str, dim: int, num_flows: int = 2, hidden: int | None = None,
+def flow_transforms(kind: str, dim: int, num_flows: int | None = None, hidden: int | None = None,
                     context_dim: int | None = None, count_bins: int = 8,
                     bound: float = 5.0, order: str = "random",
-                    spline_order: str = "linear") -> list:
+                    spline_order: str = "quadratic") -> list:
     """``num_flows`` Pyro flow layers on ``(..., dim)`` vectors.
 
     Variable order of each layer's MADE conditioner (``pyro.nn.AutoRegressiveNN``; a buffer,
@@ -122,8 +128,10 @@ def flow_transforms(kind: str, dim: int, num_flows: int = 2, hidden: int | None 
 
     :param kind: ``"iaf"`` (``T.affine_autoregressive``, IAF direction: sampling and the
         density of a sample each take one network pass) or ``"spline"``
-        (``T.spline_autoregressive``, linear rational splines on [-bound, bound], identity
-        outside).
+        (``T.spline_autoregressive``: ``count_bins`` bins of rational splines of
+        ``spline_order`` -- ``"quadratic"``, Durkan et al. 2019, or ``"linear"``, Dolatabadi
+        et al. 2020 -- on [-bound, bound], identity outside).
+    :param num_flows: layers (``None``: :data:`DEFAULT_NUM_FLOWS` of ``kind``).
     :param hidden: units of each of the two hidden layers of the MADE conditioner
         (default ``max(32, 4 * dim)``).
     :param context_dim: given: the conditional variants (``T.conditional_affine_autoregressive``,
@@ -131,8 +139,11 @@ def flow_transforms(kind: str, dim: int, num_flows: int = 2, hidden: int | None 
         ``(..., context_dim)`` tensor (Kingma et al. 2016's IAF with context h).
     :returns: a list of ``num_flows`` transforms (``TransformModule`` or
         ``ConditionalTransformModule``), each an ``nn.Module``.
-    :raises ValueError: unknown ``kind`` or ``order``, ``dim < 1`` or ``num_flows < 1``.
+    :raises ValueError: unknown ``kind``, ``order`` or ``spline_order``, ``dim < 1`` or
+        ``num_flows < 1``.
     """
+    if kind in FLOW_FAMILIES and num_flows is None:
+        num_flows = DEFAULT_NUM_FLOWS[kind]
     if order not in ("random", "alternate"):
         raise ValueError(f"order must be 'random' or 'alternate', got {order!r}")
     if kind not in FLOW_FAMILIES:
@@ -165,13 +176,13 @@ def flow_transforms(kind: str, dim: int, num_flows: int = 2, hidden: int | None 
     return layers
 
 
-def _per_posterior_flow(dim: int, kind: str, num_flows: int, hidden: int | None,
+def _per_posterior_flow(dim: int, kind: str, num_flows: int | None, hidden: int | None,
                         init_scale: float, order: str):
     layers = flow_transforms(kind, dim, num_flows, hidden, order=order)
     return T.ComposeTransformModule(layers + [ElementwiseAffine(dim, init_scale)])
 
 
-def auto_guide(model, kind: str = "iaf", num_flows: int = 2, hidden: int | None = None,
+def auto_guide(model, kind: str = "iaf", num_flows: int | None = None, hidden: int | None = None,
                init_scale: float = 1.0, order: str = "alternate", base_df: float | None = None):
     """A per-posterior guide of family ``kind`` for ``model`` (continuous latents only).
 
@@ -179,6 +190,7 @@ def auto_guide(model, kind: str = "iaf", num_flows: int = 2, hidden: int | None 
         latent sites and their constraints).
     :param kind: ``"ffg"`` (``AutoDiagonalNormal``), ``"iaf"`` or ``"spline"``
         (``AutoNormalizingFlow``; module docstring).
+    :param num_flows: flow layers (``None``: :data:`DEFAULT_NUM_FLOWS` of ``kind``).
     :param init_scale: initial scale of each unconstrained coordinate.
     :param order: the flow layers' variable orders, ``"alternate"`` (default: the latent
         vector's order, then reversed, ...) or ``"random"`` (Pyro's default, seed-dependent;

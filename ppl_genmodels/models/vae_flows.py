@@ -56,12 +56,12 @@ class FlowEncoder(vae.Encoder):
     """Amortized flow guide q(z[n] | x[n]) of the VAE (module docstring).
 
     :param kind: ``"iaf"`` or ``"spline"``.
-    :param num_flows: flow layers; ``context_dim``: C (default L).
+    :param num_flows: flow layers (``None``: ``flows.DEFAULT_NUM_FLOWS``); ``context_dim``: C (default L).
     :raises ValueError: unknown ``kind``.
     """
 
     def __init__(self, latent_dim: int, pixels: int, hidden: int = 200, arch: str = "mlp",
-                 kind: str = "iaf", num_flows: int = 2, context_dim: int | None = None):
+                 kind: str = "iaf", num_flows: int | None = None, context_dim: int | None = None):
         if kind not in FLOW_FAMILIES:
             raise ValueError(f"vae: guide must be one of ('ffg', {', '.join(FLOW_FAMILIES)}), "
                              f"got {kind!r}")
@@ -128,7 +128,7 @@ class LocalFlowGuide(nn.Module):
 
 
 def local_flow_guide(encoder: nn.Module, x: torch.Tensor, kind: str | None = None,
-                     num_flows: int = 2) -> LocalFlowGuide:
+                     num_flows: int | None = None) -> LocalFlowGuide:
     """The per-image flow refit of family ``kind`` for images ``x`` ``(B, D)``, initialised at
     ``encoder``: a :class:`FlowEncoder` of the same kind lends its base, context and flows;
     any other encoder (e.g. the FFG :class:`~.vae.Encoder`) its ``(loc, scale)``, with zero
@@ -151,7 +151,7 @@ def local_flow_guide(encoder: nn.Module, x: torch.Tensor, kind: str | None = Non
 
 
 def build(pixels: int, latent_dim: int = 50, hidden: int = 200, arch: str = "mlp",
-          guide: str = "ffg", num_flows: int = 2):
+          guide: str = "ffg", num_flows: int | None = None):
     """``(generative module, encoder)`` for ``pixels``-pixel images (``vae.build`` plus ``guide``).
 
     :param guide: the encoder's family: ``"ffg"`` (:class:`~.vae.Encoder`) or ``"iaf"`` /
