@@ -15,7 +15,11 @@ importance sampling from q with M samples.
 
 HMC (Neal 2011): ``num_leapfrog`` leapfrog steps with a diagonal mass matrix taken from the
 proposal's spread (the sd of each latent over ``scale_draws`` fresh draws from q per image; the
-whitened coordinates u = z / s get unit mass), then a Metropolis accept/reject per chain.
+whitened coordinates u = z / s get unit mass), then a Metropolis accept/reject per chain. Each
+chain's step is jittered at every transition by a factor uniform in [1 - jitter, 1 + jitter],
+drawn independently of the state (a mixture of valid kernels): with a fixed step and trajectory
+length, HMC on near-Gaussian targets can resonate (a trajectory of half a period reflects the
+state through the mean and leaves its radius unchanged; Neal 2011, sec. 5.4.2).
 
 Step sizes and unbiasedness. An AIS weight is unbiased when each K_t is fixed before the chains
 run, or depends only on the past of other, independent chains. Adapting a chain's own step size
@@ -154,7 +158,8 @@ def _latent_sites(model, guide, x, num):
     return sites, torch.cat(flat, -1)
 
 
-def _run(target, z, betas, scale, step_size, num_leapfrog, adapt, target_accept, progress, desc):
+def _run(target, z, betas, scale, step_size, num_leapfrog, adapt, target_accept, jitter,
+         progress, desc):
     """AIS chains from z ``(M, B, Dz)``; ``step_size``: ``(T, B)`` fixed or ``(B,)`` initial;
     ``adapt``: 0 (fixed) or the adaptation rate (step size × (1 ± rate) per step).
     Returns ``(log_weights (M, B) float64, acceptance (B,), step sizes used (T, B))``."""
@@ -174,7 +179,8 @@ def _run(target, z, betas, scale, step_size, num_leapfrog, adapt, target_accept,
         used.append(eps.clone())
         grad = (1 - beta) * grad_q + beta * grad_p
         log_pi0 = (1 - beta) * log_q + beta * log_p
-        e = eps[None, :, None] * scale
+        factor = 1.0 + jitter * (2.0 * torch.rand(num_chains, num_images, 1) - 1.0)
+        e = eps[None, :, None] * factor * scale
         r0 = torch.randn_like(z)
         r = r0 + 0.5 * e * grad
         z_new = z
@@ -203,9 +209,10 @@ def _run(target, z, betas, scale, step_size, num_leapfrog, adapt, target_accept,
 
 def annealed_importance_sampling(model, guide, x: torch.Tensor, num_steps: int = 100,
                                  num_chains: int = 16, num_leapfrog: int = 5,
-                                 step_size: float = 0.1, schedule: str = "sigmoid",
+                                 step_size: float = 0.5, schedule: str = "sigmoid",
                                  adapt: str = "pilot", target_accept: float = 0.65,
-                                 pilot_chains: int = 2, scale_draws: int = 64, seed: int = 0,
+                                 jitter: float = 0.5, pilot_chains: int = 2,
+                                 scale_draws: int = 64, seed: int = 0,
                                  progress: bool = False) -> AISResult:
     """log p(x_n) per image by AIS with HMC transitions from the proposal ``guide`` (module
     docstring; Neal 2001; Wu et al. 2017), all B × M chains in one tensor.
@@ -220,7 +227,8 @@ def annealed_importance_sampling(model, guide, x: torch.Tensor, num_steps: int =
     :param num_steps: T intermediate distributions (T = 1: importance sampling from q).
     :param num_chains: M independent chains per image.
     :param num_leapfrog: leapfrog steps per HMC transition; ``step_size``: the initial (or, for
-        ``adapt="none"``, fixed) leapfrog step in whitened units z / s.
+        ``adapt="none"``, fixed) leapfrog step in whitened units z / s; ``jitter``: its
+        per-transition random factor's half-width, in [0, 1).
     :param schedule: ``"sigmoid"`` or ``"linear"`` (:func:`ais_schedule`).
     :param adapt: ``"pilot"``, ``"online"`` or ``"none"`` (module docstring).
     :param scale_draws: fresh draws from q per image for the diagonal mass matrix.
@@ -237,6 +245,8 @@ def annealed_importance_sampling(model, guide, x: torch.Tensor, num_steps: int =
         raise ValueError(f"scale_draws must be >= 2 (a standard deviation), got {scale_draws}")
     if not (isinstance(step_size, (int, float)) and step_size > 0 and math.isfinite(step_size)):
         raise ValueError(f"step_size must be a positive number, got {step_size}")
+    if not 0.0 <= jitter < 1.0:
+        raise ValueError(f"jitter must be in [0, 1), got {jitter}")
     if adapt not in ADAPT:
         raise ValueError(f"adapt must be one of {ADAPT}, got {adapt!r}")
     if not 0.0 < target_accept < 1.0:
@@ -256,13 +266,14 @@ def annealed_importance_sampling(model, guide, x: torch.Tensor, num_steps: int =
         if adapt == "pilot":
             z = _latent_sites(model, guide, x, pilot_chains)[1]
             eps0 = _run(target, z, betas, scale, eps0, num_leapfrog, PILOT_RATE, target_accept,
-                        progress, "AIS pilot")[2]
+                        jitter, progress, "AIS pilot")[2]
         elif adapt == "none":
             eps0 = eps0.expand(num_steps, -1)
         z = _latent_sites(model, guide, x, num_chains)[1]
         log_w, accept, used = _run(target, z, betas, scale, eps0, num_leapfrog,
                                    ONLINE_RATE if adapt == "online" else 0.0,
-                                   target_accept, progress, f"AIS (T={num_steps}, M={num_chains})")
+                                   target_accept, jitter, progress,
+                                   f"AIS (T={num_steps}, M={num_chains})")
     lw = log_w.numpy()
     summary = importance_summary(lw, axis=0)
     return AISResult(np.atleast_1d(summary["log_evidence"]), np.atleast_1d(summary["log_evidence_se"]),
