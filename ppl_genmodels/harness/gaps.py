@@ -11,7 +11,8 @@ names it) and each test image x_i:
   :class:`~ppl_genmodels.infer.SVI` at frozen theta from the encoder's output;
 - ``log p^(x)``: the largest importance-weighted bound (Burda et al. 2016) over those
   proposals with S samples each -- a stochastic lower bound on log p(x) (the max over a few
-  bounds is biased up by at most their Monte Carlo error, reported as ``iw_se``);
+  bounds is biased up by their Monte Carlo error, reported as ``iw_se``; with heavy-tailed
+  weights, k-hat > 0.7, one draw can lift a bound by more: ``bench/RESULTS.md``, issue 11 AIS);
 - ``log p^(x) AIS`` (with ``ais_steps`` T > 0): annealed importance sampling with HMC
   transitions from the ffg refit to the posterior (:mod:`ppl_genmodels.learning.ais`; Neal
   2001, Wu et al. 2017; Cremer et al. estimate log p(x) this way), M chains per image; its log
