@@ -31,6 +31,15 @@ per-image step sizes it used at each t are then frozen for the M chains whose we
 returned. ``adapt="online"`` is Wu et al.'s rule on the returned chains themselves (one step
 size per image, from its chains' mean acceptance); ``adapt="none"`` uses ``step_size`` throughout.
 
+Bidirectional Monte Carlo (BDMC; Grosse, Ghahramani & Adams 2015; Wu et al. 2017, sec. 4):
+given exact posterior samples -- on simulated data, the z that generated x --
+``posterior_samples=`` runs the same chains in reverse, from p(z | x) at beta = 1 down to q.
+Their weights estimate 1 / p(x) without bias, so -log-mean-exp of them is a stochastic *upper*
+bound on log p(x); the forward run's lower bound and this upper bound sandwich log p(x), and
+their difference bounds the forward estimator's error on such data. Step sizes come from a
+forward pilot, reversed in time. All M chains may start from one exact sample per image: each
+chain's weight is still unbiased for 1 / p(x).
+
 Standard errors: the delta-method sd(w) / (sqrt(M) mean(w)) over the M chains
 (:func:`~ppl_genmodels.diagnostics.importance_summary`); with heavy-tailed weights (too few
 steps) it underestimates, so compare runs at several T.
@@ -89,6 +98,8 @@ class AISResult:
     :ivar acceptance: ``(B,)`` mean HMC acceptance probability over chains and steps.
     :ivar step_size: ``(T, B)`` the leapfrog step (whitened units) used at each step, per image.
     :ivar seconds: wall time, pilot included.
+    :ivar reverse: True for a reverse (BDMC) run: ``log_evidence`` is then the stochastic upper
+        bound -log-mean-exp of the reverse log weights (which estimate -log p(x)).
     """
 
     log_evidence: np.ndarray
@@ -99,6 +110,7 @@ class AISResult:
     num_steps: int
     num_chains: int
     seconds: float
+    reverse: bool = False
 
 
 class _Target:
@@ -212,8 +224,8 @@ def annealed_importance_sampling(model, guide, x: torch.Tensor, num_steps: int =
                                  step_size: float = 0.5, schedule: str = "sigmoid",
                                  adapt: str = "pilot", target_accept: float = 0.65,
                                  jitter: float = 0.5, pilot_chains: int = 2,
-                                 scale_draws: int = 64, seed: int = 0,
-                                 progress: bool = False) -> AISResult:
+                                 scale_draws: int = 64, seed: int = 0, progress: bool = False,
+                                 posterior_samples=None) -> AISResult:
     """log p(x_n) per image by AIS with HMC transitions from the proposal ``guide`` (module
     docstring; Neal 2001; Wu et al. 2017), all B × M chains in one tensor.
 
@@ -232,9 +244,12 @@ def annealed_importance_sampling(model, guide, x: torch.Tensor, num_steps: int =
     :param schedule: ``"sigmoid"`` or ``"linear"`` (:func:`ais_schedule`).
     :param adapt: ``"pilot"``, ``"online"`` or ``"none"`` (module docstring).
     :param scale_draws: fresh draws from q per image for the diagonal mass matrix.
+    :param posterior_samples: exact posterior samples for a reverse (BDMC) run: ``{site:
+        (M or 1, B, *event)}``; ``None``: the forward run.
     :returns: :class:`AISResult` (nats per image).
     :raises ValueError: bad settings or ``x`` not ``(B, D)`` finite with B >= 1 (before any
-        work); latent sites that differ between model and guide or are not real-valued.
+        work); latent sites that differ between model and guide or are not real-valued;
+        ``posterior_samples`` without the guide's sites or of the wrong shape.
     """
     betas = ais_schedule(num_steps, schedule)
     for name, value in (("num_chains", num_chains), ("num_leapfrog", num_leapfrog),
@@ -263,19 +278,43 @@ def annealed_importance_sampling(model, guide, x: torch.Tensor, num_steps: int =
         scale = draws.std(0).clamp(min=1e-3)[None]  # (1, B, Dz), independent of the chains
         target = _Target(model, guide, x, sites)
         eps0 = torch.full((x.shape[0],), float(step_size))
+        reverse = posterior_samples is not None
+        if reverse:
+            z = _flat_samples(posterior_samples, sites, num_chains, x.shape[0]).to(draws)
         if adapt == "pilot":
-            z = _latent_sites(model, guide, x, pilot_chains)[1]
-            eps0 = _run(target, z, betas, scale, eps0, num_leapfrog, PILOT_RATE, target_accept,
+            pilot = _latent_sites(model, guide, x, pilot_chains)[1]
+            eps0 = _run(target, pilot, betas, scale, eps0, num_leapfrog, PILOT_RATE, target_accept,
                         jitter, progress, "AIS pilot")[2]
+            if reverse:  # the step for beta_t at reverse step T - t; beta_0 takes beta_1's
+                eps0 = torch.cat([eps0.flip(0)[1:], eps0[:1]])
         elif adapt == "none":
             eps0 = eps0.expand(num_steps, -1)
-        z = _latent_sites(model, guide, x, num_chains)[1]
-        log_w, accept, used = _run(target, z, betas, scale, eps0, num_leapfrog,
-                                   ONLINE_RATE if adapt == "online" else 0.0,
+        if not reverse:
+            z = _latent_sites(model, guide, x, num_chains)[1]
+        log_w, accept, used = _run(target, z, betas[::-1].copy() if reverse else betas, scale,
+                                   eps0, num_leapfrog, ONLINE_RATE if adapt == "online" else 0.0,
                                    target_accept, jitter, progress,
-                                   f"AIS (T={num_steps}, M={num_chains})")
+                                   f"AIS{' reverse' if reverse else ''} (T={num_steps}, M={num_chains})")
     lw = log_w.numpy()
     summary = importance_summary(lw, axis=0)
-    return AISResult(np.atleast_1d(summary["log_evidence"]), np.atleast_1d(summary["log_evidence_se"]),
+    log_z = np.atleast_1d(summary["log_evidence"])
+    return AISResult(-log_z if reverse else log_z, np.atleast_1d(summary["log_evidence_se"]),
                      lw, accept.numpy(), used.numpy(), int(num_steps), int(num_chains),
-                     time.perf_counter() - start)
+                     time.perf_counter() - start, reverse)
+
+
+def _flat_samples(samples, sites, num_chains, num_images):
+    """``{site: (M or 1, B, *event)}`` -> ``(M, B, Dz)`` in the sites' order."""
+    if not isinstance(samples, dict) or sorted(samples) != sorted(sites):
+        got = sorted(samples) if isinstance(samples, dict) else type(samples).__name__
+        raise ValueError(f"posterior_samples must be a dict over the latent sites {list(sites)}, "
+                         f"got {got}")
+    flat = []
+    for name, event in sites.items():
+        value = torch.as_tensor(samples[name])
+        if value.dim() != 2 + len(event) or value.shape[0] not in (1, num_chains) or \
+                tuple(value.shape[1:]) != (num_images, *event):
+            raise ValueError(f"posterior_samples[{name!r}] has shape {tuple(value.shape)}; expected "
+                             f"({num_chains} or 1, {num_images}, {', '.join(map(str, event))})")
+        flat.append(value.expand(num_chains, *value.shape[1:]).reshape(num_chains, num_images, -1))
+    return torch.cat(flat, -1).detach()
