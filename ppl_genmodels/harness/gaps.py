@@ -135,8 +135,9 @@ def inference_gaps(run, images: torch.Tensor, families=None, refit_steps: int = 
     :param num_samples: S importance samples per image and proposal.
     :param ais_steps: T annealing steps of AIS from the ffg refit (0: no AIS; ffg is added to
         ``families`` if missing); ``ais_chains``: M chains per image; ``ais_leapfrog``:
-        leapfrog steps per HMC transition (:func:`~ppl_genmodels.learning.ais.
-        annealed_importance_sampling`, pilot-adapted step sizes, sigmoid schedule). Cost:
+        leapfrog steps per HMC transition
+        (:func:`~ppl_genmodels.learning.ais.annealed_importance_sampling`, pilot-adapted step
+        sizes, sigmoid schedule). Cost:
         about T × (ais_leapfrog + 1) × M × N decoder passes with gradients.
     :returns: :class:`GapResult`.
     :raises ValueError: the run is not a ``vae``, ``ais_steps < 0`` or ``ais_chains < 1``

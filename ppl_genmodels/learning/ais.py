@@ -5,9 +5,9 @@ p(z | x_n) along the geometric path
 
     pi_t(z) ∝ q(z | x_n)^(1 - beta_t) p(x_n, z)^beta_t,    0 = beta_0 < ... < beta_T = 1,
 
-with z_0 ~ q and, for t = 1..T, the weight increment (beta_t - beta_{t-1}) [log p(x_n, z_{t-1})
-- log q(z_{t-1} | x_n)] followed by one HMC transition z_t ~ K_t(. | z_{t-1}) that leaves pi_t
-invariant (Neal 2001, sec. 2; the same accounting as TFP's
+with z_0 ~ q and, for t = 1..T, the weight increment (beta_t - beta_{t-1}) times
+[log p(x_n, z_{t-1}) - log q(z_{t-1} | x_n)], followed by one HMC transition
+z_t ~ K_t(. | z_{t-1}) that leaves pi_t invariant (Neal 2001, sec. 2; the same accounting as TFP's
 ``tfp.mcmc.sample_annealed_importance_chain``). E[w] = p(x_n), so log Ẑ = log (1/M) sum_m w_m
 is a stochastic lower bound on log p(x_n) (Jensen), as in Wu et al. (2017, "On the quantitative
 analysis of decoder-based generative models"), who use it with HMC for VAEs. T = 1 is plain
