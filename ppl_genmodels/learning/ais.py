@@ -177,11 +177,12 @@ def _run(target, z, betas, scale, step_size, num_leapfrog, adapt, target_accept,
     Returns ``(log_weights (M, B) float64, acceptance (B,), step sizes used (T, B))``."""
     num_chains, num_images = z.shape[:2]
     steps = len(betas) - 1
-    log_w = torch.zeros(num_chains, num_images, dtype=torch.float64)
+    dev = z.device
+    log_w = torch.zeros(num_chains, num_images, dtype=torch.float64, device=dev)
     log_p, log_q, grad_p, grad_q = target(z)
     eps = step_size[0] if not adapt else step_size.clone()
-    avg_accept = torch.full((num_images,), target_accept)
-    used, accept_sum = [], torch.zeros(num_images)
+    avg_accept = torch.full((num_images,), target_accept, device=dev)
+    used, accept_sum = [], torch.zeros(num_images, device=dev)
     bar = tqdm(range(1, steps + 1), desc=desc, disable=not progress, leave=False)
     for t in bar:
         beta, prev = float(betas[t]), float(betas[t - 1])
@@ -191,7 +192,7 @@ def _run(target, z, betas, scale, step_size, num_leapfrog, adapt, target_accept,
         used.append(eps.clone())
         grad = (1 - beta) * grad_q + beta * grad_p
         log_pi0 = (1 - beta) * log_q + beta * log_p
-        factor = 1.0 + jitter * (2.0 * torch.rand(num_chains, num_images, 1) - 1.0)
+        factor = 1.0 + jitter * (2.0 * torch.rand(num_chains, num_images, 1, device=dev) - 1.0)
         e = eps[None, :, None] * factor * scale
         r0 = torch.randn_like(z)
         r = r0 + 0.5 * e * grad
@@ -277,7 +278,7 @@ def annealed_importance_sampling(model, guide, x: torch.Tensor, num_steps: int =
         sites, draws = _latent_sites(model, guide, x, max(scale_draws, 2))
         scale = draws.std(0).clamp(min=1e-3)[None]  # (1, B, Dz), independent of the chains
         target = _Target(model, guide, x, sites)
-        eps0 = torch.full((x.shape[0],), float(step_size))
+        eps0 = torch.full((x.shape[0],), float(step_size), device=x.device)
         reverse = posterior_samples is not None
         if reverse:
             z = _flat_samples(posterior_samples, sites, num_chains, x.shape[0]).to(draws)
@@ -295,11 +296,11 @@ def annealed_importance_sampling(model, guide, x: torch.Tensor, num_steps: int =
                                    eps0, num_leapfrog, ONLINE_RATE if adapt == "online" else 0.0,
                                    target_accept, jitter, progress,
                                    f"AIS{' reverse' if reverse else ''} (T={num_steps}, M={num_chains})")
-    lw = log_w.numpy()
+    lw = log_w.cpu().numpy()
     summary = importance_summary(lw, axis=0)
     log_z = np.atleast_1d(summary["log_evidence"])
     return AISResult(-log_z if reverse else log_z, np.atleast_1d(summary["log_evidence_se"]),
-                     lw, accept.numpy(), used.numpy(), int(num_steps), int(num_chains),
+                     lw, accept.cpu().numpy(), used.cpu().numpy(), int(num_steps), int(num_chains),
                      time.perf_counter() - start, reverse)
 
 
