@@ -174,3 +174,20 @@ def test_bad_settings_refused_before_work(kwargs, message, monkeypatch):
 def test_guide_must_match_the_model(guide, message):
     with pytest.raises(ValueError, match=message):
         annealed_importance_sampling(FA.model, guide, FA.x, num_steps=2, num_chains=2)
+
+
+@pytest.mark.slow
+def test_vae_with_flow_proposal_agrees_with_a_long_iw_bound():
+    """A 3-latent Bernoulli VAE with an IAF encoder (non-Gaussian posterior, flow proposal whose
+    log density needs the inverse): AIS and the IW bound with S = 20000 agree per image."""
+    from ppl_genmodels.data import load_image_dataset
+    from ppl_genmodels.learning import log_likelihood, train
+
+    run = train("vae", "digits", method="svi", epochs=2, batch_size=50, lr=3e-3, num_train=300,
+                model_kwargs={"latent_dim": 3, "hidden": 20, "guide": "iaf"}, progress=False)
+    x = torch.as_tensor(load_image_dataset("digits").test_subset(4)[0], dtype=torch.float32)
+    r = annealed_importance_sampling(run.model.model, run.guide, x, num_steps=200, num_chains=16)
+    torch.manual_seed(0)
+    iw = log_likelihood(run.model.model, run.guide, x, num_samples=20000)
+    tol = 4 * np.sqrt(r.log_evidence_se ** 2 + iw.per_image_se ** 2) + 0.1
+    assert (np.abs(r.log_evidence - iw.per_image) < tol).all(), (r.log_evidence, iw.per_image)
