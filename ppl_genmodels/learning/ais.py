@@ -10,8 +10,9 @@ with z_0 ~ q and, for t = 1..T, the weight increment (beta_t - beta_{t-1}) times
 z_t ~ K_t(. | z_{t-1}) that leaves pi_t invariant (Neal 2001, sec. 2; the same accounting as TFP's
 ``tfp.mcmc.sample_annealed_importance_chain``). E[w] = p(x_n), so log Ẑ = log (1/M) sum_m w_m
 is a stochastic lower bound on log p(x_n) (Jensen), as in Wu et al. (2017, "On the quantitative
-analysis of decoder-based generative models"), who use it with HMC for VAEs. T = 1 is plain
-importance sampling from q with M samples.
+analysis of decoder-based generative models"), who use it with HMC for VAEs. The transition at
+t = T would not change any weight and is skipped, so T = 1 is plain importance sampling from q
+with M samples, and a run costs (T - 1) transitions.
 
 HMC (Neal 2011): ``num_leapfrog`` leapfrog steps with a diagonal mass matrix taken from the
 proposal's spread (the sd of each latent over ``scale_draws`` fresh draws from q per image; the
@@ -95,7 +96,8 @@ class AISResult:
     :ivar log_evidence: ``(B,)`` log Ẑ_n = log-mean-exp of the M chains' log weights.
     :ivar log_evidence_se: ``(B,)`` its delta-method standard error (NaN for M = 1).
     :ivar log_weights: ``(M, B)`` the chains' log weights.
-    :ivar acceptance: ``(B,)`` mean HMC acceptance probability over chains and steps.
+    :ivar acceptance: ``(B,)`` mean HMC acceptance probability over chains and the T - 1
+        transitions (NaN for T = 1: none).
     :ivar step_size: ``(T, B)`` the leapfrog step (whitened units) used at each step, per image.
     :ivar seconds: wall time, pilot included.
     :ivar reverse: True for a reverse (BDMC) run: ``log_evidence`` is then the stochastic upper
@@ -174,7 +176,8 @@ def _run(target, z, betas, scale, step_size, num_leapfrog, adapt, target_accept,
          progress, desc):
     """AIS chains from z ``(M, B, Dz)``; ``step_size``: ``(T, B)`` fixed or ``(B,)`` initial;
     ``adapt``: 0 (fixed) or the adaptation rate (step size × (1 ± rate) per step).
-    Returns ``(log_weights (M, B) float64, acceptance (B,), step sizes used (T, B))``."""
+    Returns ``(log_weights (M, B) float64, acceptance (B,) over the T - 1 transitions (NaN for
+    T = 1), step sizes used (T, B))``."""
     num_chains, num_images = z.shape[:2]
     steps = len(betas) - 1
     dev = z.device
@@ -190,6 +193,8 @@ def _run(target, z, betas, scale, step_size, num_leapfrog, adapt, target_accept,
         if not adapt:
             eps = step_size[t - 1]
         used.append(eps.clone())
+        if t == steps:  # the last weight is in; a transition at beta_T would not change it
+            break
         grad = (1 - beta) * grad_q + beta * grad_p
         log_pi0 = (1 - beta) * log_q + beta * log_p
         factor = 1.0 + jitter * (2.0 * torch.rand(num_chains, num_images, 1, device=dev) - 1.0)
@@ -217,7 +222,7 @@ def _run(target, z, betas, scale, step_size, num_leapfrog, adapt, target_accept,
         if progress and t % 10 == 0:
             bar.set_postfix(accept=f"{float(prob.mean()):.2f}", step=f"{float(eps.mean()):.3g}")
     bar.close()
-    return log_w, accept_sum / steps, torch.stack(used)
+    return log_w, accept_sum / (steps - 1) if steps > 1 else accept_sum * math.nan, torch.stack(used)
 
 
 def annealed_importance_sampling(model, guide, x: torch.Tensor, num_steps: int = 100,
@@ -297,6 +302,9 @@ def annealed_importance_sampling(model, guide, x: torch.Tensor, num_steps: int =
                                    target_accept, jitter, progress,
                                    f"AIS{' reverse' if reverse else ''} (T={num_steps}, M={num_chains})")
     lw = log_w.cpu().numpy()
+    if not np.isfinite(lw).all():
+        raise ValueError("non-finite AIS log weights: the guide proposes latents with zero density "
+                         "under the model, or the model's log density overflowed")
     summary = importance_summary(lw, axis=0)
     log_z = np.atleast_1d(summary["log_evidence"])
     return AISResult(-log_z if reverse else log_z, np.atleast_1d(summary["log_evidence_se"]),

@@ -60,9 +60,9 @@ FA = FactorAnalysis()
 
 @pytest.fixture(scope="module")
 def runs():
-    """AIS at T = 1, 3, 10, 200 (M = 16 chains, pilot-adapted step sizes)."""
+    """AIS at T = 1, 2, 10, 200 (M = 16 chains, pilot-adapted step sizes)."""
     return {t: annealed_importance_sampling(FA.model, FA.guide(), FA.x, num_steps=t, num_chains=16,
-                                            seed=0) for t in (1, 3, 10, 200)}
+                                            seed=0) for t in (1, 2, 10, 200)}
 
 
 def test_ais_recovers_exact_evidence(runs):
@@ -81,17 +81,18 @@ def test_plain_importance_sampling_is_measurably_low(runs):
     diff = runs[1].log_evidence - FA.log_evidence
     se_mean = np.sqrt((runs[1].log_evidence_se ** 2).sum()) / B
     assert diff.mean() < -3.0 and diff.mean() + 3 * se_mean < 0, (diff.mean(), se_mean)
-    assert (runs[1].step_size == 0.5).all()  # one weight, no transition used for it
+    assert (runs[1].step_size == 0.5).all() and np.isnan(runs[1].acceptance).all()  # no transition
 
 
 def test_estimate_rises_towards_the_truth_with_more_steps(runs):
     """E log Z^ rises with T; tested with margins where the expected rise (about 8 and 1.3
-    nats here) exceeds the Monte Carlo noise, and no loss beyond the noise from 10 to 200."""
-    means = [runs[t].log_evidence.mean() - FA.log_evidence.mean() for t in (1, 3, 10, 200)]
+    nats here; the smallest over 16 data and chain seeds 0.38) exceeds the Monte Carlo noise,
+    and no loss beyond the noise from 10 to 200."""
+    means = [runs[t].log_evidence.mean() - FA.log_evidence.mean() for t in (1, 2, 10, 200)]
     se_10 = np.sqrt((runs[10].log_evidence_se ** 2).sum()) / B
-    assert means[0] + 3.0 < means[1] and means[1] + 0.5 < means[2], means
+    assert means[0] + 3.0 < means[1] and means[1] + 0.25 < means[2], means
     assert means[2] - 3 * se_10 < means[3], (means, se_10)
-    var = [runs[t].log_weights.var(0).mean() for t in (1, 3, 10, 200)]
+    var = [runs[t].log_weights.var(0).mean() for t in (1, 2, 10, 200)]
     assert var[0] > var[1] > var[2] > var[3], var  # the log weights concentrate
 
 
