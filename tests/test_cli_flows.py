@@ -57,6 +57,24 @@ def test_gaps_writes_table(tmp_path, capsys):
     assert len(per_image) == 6 and "ELBO(q) amortized" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("flag, value", [("--ais-steps", "-1"), ("--ais-chains", "0")])
+def test_bad_ais_settings_refused(flag, value, no_work, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["gaps", "vae_mnist", flag, value, "--out", str(tmp_path / "gaps")])
+    assert exc.value.code == 2 and f"argument {flag}" in capsys.readouterr().err
+
+
+def test_gaps_with_ais(tmp_path, capsys):
+    out = tmp_path / "gaps"
+    assert main(["gaps", "vae_mnist", "--images", "2", "--refit-steps", "3", "--num-samples", "20",
+                 "--families", "ffg", "--ais-steps", "3", "--ais-chains", "2", "--out", str(out)]) == 0
+    table = (out / "gaps.md").read_text()
+    assert "log p^(x) AIS (T=3, M=2)" in table and "AIS - best IW (paired)" in table
+    assert "AIS: 2 chains per image, 3 HMC steps" in capsys.readouterr().out
+    ais = pd.read_csv(out / "ais_0.csv")
+    assert len(ais) == 2 and ais["ais_log_p"].notna().all() and (ais["ais_log_p"] < 0).all()
+
+
 def test_guide_table_refuses_unknown_engine(no_work):
     with pytest.raises(ValueError, match="engine"):
         guide_module.guide_table(["banana"], ["ffg"], engine="nuts")

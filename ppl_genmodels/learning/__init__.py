@@ -5,6 +5,7 @@
 - :mod:`.trainer`: ``train(...)`` with checkpoints and resume, ``load_run`` and the posterior
   of a trained run at fixed theta;
 - :mod:`.evaluate`: ``log_likelihood(...)`` (importance-weighted bound, nats per image);
+- :mod:`.ais`: ``annealed_importance_sampling(...)`` (AIS with HMC; reverse runs for BDMC);
 - :mod:`.vae_digits`: the built-in ``vae_digits`` model, the VAE trained here on digits.
 
 The names below are imported on first use, so that ``learning.methods`` is importable
@@ -16,6 +17,8 @@ from __future__ import annotations
 from .methods import METHODS
 
 _LAZY = {
+    "AISResult": "ppl_genmodels.learning.ais",
+    "annealed_importance_sampling": "ppl_genmodels.learning.ais",
     "LogLikelihood": "ppl_genmodels.learning.evaluate",
     "log_likelihood": "ppl_genmodels.learning.evaluate",
     "TrainConfig": "ppl_genmodels.learning.trainer",

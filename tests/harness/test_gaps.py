@@ -42,3 +42,25 @@ def test_gap_table_is_consistent():
     table = gap_table([result])
     assert list(table.index[:4]) == ["log p^(x)", "ELBO(q*_ffg)", "ELBO(q*_iaf)", "ELBO(q) amortized"]
     assert "amortization gap (encoder's family)" in table.index
+
+
+def test_gap_table_with_ais():
+    """AIS from the ffg refit (added to the families) adds its rows; log p^ is the larger of
+    AIS and the best IW bound per image."""
+    run = train("vae", "digits", method="svi", epochs=1, batch_size=50, lr=3e-3, num_train=300,
+                model_kwargs=SMALL, progress=False)
+    x = torch.as_tensor(load_image_dataset("digits").test_subset(3)[0], dtype=torch.float32)
+    result = inference_gaps(run, x, families=("iaf",), refit_steps=10, num_samples=30,
+                            ais_steps=20, ais_chains=4)
+    assert "ffg" in result.families and result.ais_steps == 20 and result.ais_seconds > 0
+    g = result.per_image_gaps()
+    np.testing.assert_allclose(g["log_p_hat"], np.maximum(g["log_p_iw"], g["log_p_ais"]))
+    assert np.isfinite(g["log_p_ais"]).all() and (result.ais["ais_acceptance"] > 0).all()
+    table = gap_table([result])
+    assert table.index[1] == "log p^(x) AIS (T=20, M=4)"
+
+
+@pytest.mark.parametrize("kwargs", [{"ais_steps": -1}, {"ais_steps": 2, "ais_chains": 0}])
+def test_bad_ais_settings_refused_before_work(kwargs):
+    with pytest.raises(ValueError, match="ais_"):
+        inference_gaps("no/such/run", torch.zeros(2, 64), **kwargs)  # checked before loading
