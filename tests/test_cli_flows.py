@@ -69,7 +69,7 @@ def test_gaps_with_ais(tmp_path, capsys):
     assert main(["gaps", "vae_mnist", "--images", "2", "--refit-steps", "3", "--num-samples", "20",
                  "--families", "ffg", "--ais-steps", "3", "--ais-chains", "2", "--out", str(out)]) == 0
     table = (out / "gaps.md").read_text()
-    assert "log p^(x) AIS (T=3, M=2)" in table and "AIS - best IW (paired)" in table
+    assert "log p^(x) = AIS (T=3, M=2)" in table and "AIS - best IW (paired)" in table
     assert "AIS: 2 chains per image, 3 HMC steps" in capsys.readouterr().out
     ais = pd.read_csv(out / "ais_0.csv")
     assert len(ais) == 2 and ais["ais_log_p"].notna().all() and (ais["ais_log_p"] < 0).all()
