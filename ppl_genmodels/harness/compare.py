@@ -12,6 +12,7 @@ import pandas as pd
 
 from .. import diagnostics
 from ..infer import Engine, EngineResult, UserEngine, get_engine
+from ..infer.base import EngineContractError
 from ..fingerprint import difference, fingerprint, from_attrs, to_attrs
 from ..io import StaleFileError, check_writable, load_netcdf, save_netcdf
 from .._validate import check_seed
@@ -305,7 +306,9 @@ def compare(
         ``"record"`` (default) logs a warning, keeps the error in ``Comparison.failures``
         and goes on with the other engines (the finished ones are kept, and saved in
         ``checkpoint_dir`` as they finish); ``"raise"`` re-raises at once. Validation errors,
-        a changed theta and ``KeyboardInterrupt`` always raise.
+        a changed theta, an engine breaking the contract
+        (:class:`~ppl_genmodels.infer.base.EngineContractError`, e.g. ``run`` returning a dict)
+        and ``KeyboardInterrupt`` always raise.
     :returns: :class:`Comparison`.
     :raises ValueError: invalid posterior, engine spec, settings or engine/posterior
         combination, or ``seed`` not an integer >= 0 -- all before any engine runs or any
@@ -340,7 +343,7 @@ def compare(
                 results[name] = engine.run(posterior, seed, progress=progress)
             except Exception as exc:  # noqa: BLE001 -- one engine's crash is a result
                 posterior.check_theta_unchanged(before, f"engine {name!r}")
-                if on_error == "raise":
+                if on_error == "raise" or isinstance(exc, EngineContractError):
                     raise
                 failures[name] = f"{type(exc).__name__}: {exc}"
                 log.warning("engine %r failed on %s, going on without it: %s", name,

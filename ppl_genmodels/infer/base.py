@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
 if TYPE_CHECKING:  # the contract needs no import of Pyro at run time
     from ..posterior import Posterior
 
-__all__ = ["Engine", "GuideEngine", "BatchedEngine", "EngineResult", "UserEngine"]
+__all__ = ["Engine", "GuideEngine", "BatchedEngine", "EngineResult", "UserEngine", "EngineContractError"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,11 @@ class BatchedEngine(Engine, Protocol):
         """:returns: one :class:`EngineResult` per posterior, in order."""
 
 
+class EngineContractError(TypeError):
+    """An engine broke the engine contract (e.g. ``run`` returned no ``InferenceData``): a bug
+    in the engine, which ``compare`` raises at once instead of recording as a failed run."""
+
+
 class UserEngine:
     """Adapter of a user engine with ``name`` and ``run(posterior, seed)`` returning
     ``InferenceData`` (optionally ``validate(posterior)`` and a ``progress`` keyword) to
@@ -127,8 +132,9 @@ class UserEngine:
         posterior declares dims for renamed to those dims and given their coords
         (:func:`ppl_genmodels._arviz.apply_dims`).
 
-        :raises TypeError: naming the engine, when ``run`` returns something other than an
-            ``arviz.InferenceData`` (or an :class:`EngineResult` holding one)."""
+        :raises EngineContractError: (a ``TypeError``) naming the engine, when ``run`` returns
+            something other than an ``arviz.InferenceData`` (or an :class:`EngineResult`
+            holding one)."""
         from .._arviz import InferenceData, apply_dims
 
         if self._takes_progress:
@@ -137,7 +143,7 @@ class UserEngine:
             out = self.engine.run(posterior, seed)
         result = out if isinstance(out, EngineResult) else EngineResult(idata=out)
         if not isinstance(result.idata, InferenceData):
-            raise TypeError(
+            raise EngineContractError(
                 f"engine {self.name!r}: run(posterior, seed) returned a "
                 f"{type(result.idata).__name__}, not an arviz.InferenceData (see "
                 "ppl_genmodels.infer.result.make_inference_data for the layout)")
